@@ -1,0 +1,18 @@
+// The registration list: one line per filter, in declaration order. The
+// pipeline orders filters by stage and by their declared dependencies.
+#include "gateway/pipeline/filter.h"
+
+#include "filters/abuse/abuse_filter.h"
+#include "filters/lists/lists_filter.h"
+
+namespace mxgate {
+
+const std::vector<FilterFactory>& filterRegistry() {
+  static const std::vector<FilterFactory> kRegistry{
+      abuseFilterFactory(),
+      listsFilterFactory(),
+  };
+  return kRegistry;
+}
+
+}  // namespace mxgate

@@ -1,0 +1,234 @@
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "gateway/config/runtime.h"
+#include "gateway/config/table_reader.h"
+#include "gateway/smtp/command.h"
+
+namespace mxgate {
+namespace {
+
+std::string defaultHostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
+  return buf;
+}
+
+asio::ip::tcp::endpoint parseListen(TableReader& r, const std::string& text) {
+  // "127.0.0.1:2525", "[::1]:2525", ":2525" (all addresses).
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) r.fail("listen", "\"" + text + "\" needs a port, e.g. 127.0.0.1:2525");
+  std::string host = text.substr(0, colon);
+  std::string port_text = text.substr(colon + 1);
+  int port = 0;
+  try {
+    size_t used = 0;
+    port = std::stoi(port_text, &used);
+    if (used != port_text.size()) port = -1;
+  } catch (...) {
+    port = -1;
+  }
+  if (port <= 0 || port > 65535) r.fail("listen", "\"" + text + "\": bad port");
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "::";
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) r.fail("listen", "\"" + text + "\": \"" + host + "\" is not an IP address");
+  return {addr, static_cast<uint16_t>(port)};
+}
+
+void readDomains(TableReader& root, Config& c) {
+  for (TableReader& d : root.getTableArray("domains")) {
+    DomainConfig dom;
+    dom.name = smtp::toLower(d.getString("name", ""));
+    if (dom.name.empty()) d.fail("name", "every [[domains]] entry needs a name");
+    if (c.domain_index.count(dom.name)) d.fail("name", "domain " + dom.name + " is listed twice");
+    auto add_user = [&](const std::string& user, const std::string& file, uint32_t line) {
+      std::string u = smtp::toLower(user);
+      // "alice" or "alice@domain"; the domain part must be this domain.
+      if (auto at = u.rfind('@'); at != std::string::npos) {
+        if (u.substr(at + 1) != dom.name)
+          throw ConfigError(file, line, "recipient " + user + " is not in domain " + dom.name);
+        u = u.substr(0, at);
+      }
+      if (u.empty()) throw ConfigError(file, line, "empty recipient");
+      dom.users.insert(u);
+    };
+    const toml::value& rcpts = d.raw("recipients");
+    if (rcpts.is_string()) {
+      if (rcpts.as_string().str != "accept-all")
+        d.fail("recipients", "must be \"accept-all\" or a list of local parts");
+      dom.accept_all = true;
+    } else if (rcpts.is_array()) {
+      auto [file, line] = d.where("recipients");
+      for (const std::string& u : d.getStringList("recipients", {})) add_user(u, file, line);
+    } else if (!rcpts.is_uninitialized()) {
+      d.fail("recipients", "must be \"accept-all\" or a list of local parts");
+    }
+    std::string rfile = d.getString("recipients_file", "");
+    if (!rfile.empty()) {
+      std::string path = c.resolvePath(rfile);
+      std::ifstream in(path);
+      if (!in) d.fail("recipients_file", "cannot read " + path);
+      std::string line;
+      uint32_t n = 0;
+      while (std::getline(in, line)) {
+        ++n;
+        if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+        while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+        size_t start = line.find_first_not_of(" \t");
+        if (start == std::string::npos) continue;
+        add_user(line.substr(start), path, n);
+      }
+    }
+    if (!dom.accept_all && dom.users.empty() && rfile.empty())
+      d.fail("recipients", "domain " + dom.name +
+                               " has no recipients: set recipients = \"accept-all\" or list them");
+    d.finish();
+    c.domain_index[dom.name] = c.domains.size();
+    c.domains.push_back(std::move(dom));
+  }
+}
+
+}  // namespace
+
+const DomainConfig* Config::findDomain(std::string_view d) const {
+  auto it = domain_index.find(std::string(d));
+  return it == domain_index.end() ? nullptr : &domains[it->second];
+}
+
+std::string Config::resolvePath(const std::string& path) const {
+  if (path.empty() || path.front() == '/') return path;
+  return (std::filesystem::path(dir) / path).lexically_normal().string();
+}
+
+// Reads everything but [filters] and [symbols], which need the registry.
+static Config readConfig(const std::string& file, TableReader& root) {
+  Config c;
+  c.file = file;
+  c.dir = std::filesystem::absolute(std::filesystem::path(file)).parent_path().string();
+
+  TableReader server = root.getTable("server");
+  c.hostname = server.getString("hostname", defaultHostname());
+  for (const std::string& l : server.getStringList("listen", {"127.0.0.1:2525"}))
+    c.listen.push_back(parseListen(server, l));
+  if (c.listen.empty()) server.fail("listen", "needs at least one address");
+  c.threads = static_cast<int>(server.getInt("threads", 0, 0, 256));
+  c.user = server.getString("user", "mxgate");
+  c.state_dir = c.resolvePath(server.getString("state_dir", "/var/lib/mxgate"));
+  c.spool_dir = c.resolvePath(server.getString("spool_dir", "/var/spool/mxgate"));
+  c.store_map_size = server.getSize("store_map_size", c.store_map_size);
+  if (c.store_map_size < (1u << 20)) server.fail("store_map_size", "must be at least 1M");
+  c.spool_segment_size = server.getSize("spool_segment_size", c.spool_segment_size);
+  if (c.spool_segment_size < (1u << 20)) server.fail("spool_segment_size", "must be at least 1M");
+  c.log_level = server.getString("log_level", "info");
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error")
+    server.fail("log_level", "must be debug, info, warn or error");
+  c.log_file = server.getString("log_file", "");
+  if (!c.log_file.empty()) c.log_file = c.resolvePath(c.log_file);
+  server.finish();
+
+  TableReader smtp = root.getTable("smtp");
+  SmtpConfig& s = c.smtp;
+  s.banner = smtp.getString("banner", "ESMTP mxgate");
+  s.max_message_size = smtp.getSize("max_message_size", s.max_message_size);
+  if (s.max_message_size < 1024) smtp.fail("max_message_size", "must be at least 1K");
+  s.max_recipients = static_cast<int>(smtp.getInt("max_recipients", 200, 1, 100000));
+  s.max_bad_recipients = static_cast<int>(smtp.getInt("max_bad_recipients", 20, 1, 100000));
+  s.max_hops = static_cast<int>(smtp.getInt("max_hops", 20, 1, 1000));
+  s.max_line_length = static_cast<int>(smtp.getInt("max_line_length", 1000, 512, 65536));
+  s.max_bad_commands = static_cast<int>(smtp.getInt("max_bad_commands", 8, 1, 1000));
+  s.max_connections = static_cast<int>(smtp.getInt("max_connections", 1000, 1, 1000000));
+  s.max_connections_per_ip = static_cast<int>(smtp.getInt("max_connections_per_ip", 50, 1, 1000000));
+  s.session_timeout = smtp.getDuration("session_timeout", s.session_timeout);
+  s.command_timeout = smtp.getDuration("command_timeout", s.command_timeout);
+  if (s.command_timeout.count() <= 0) smtp.fail("command_timeout", "must be positive");
+  if (s.session_timeout < s.command_timeout)
+    smtp.fail("session_timeout", "must not be shorter than smtp.command_timeout");
+  std::string bare = smtp.getString("bare_newline", "reject");
+  if (bare == "reject") {
+    s.bare_newline = smtp::BareNewline::kReject;
+  } else if (bare == "normalize") {
+    s.bare_newline = smtp::BareNewline::kNormalize;
+  } else {
+    smtp.fail("bare_newline", "must be \"reject\" or \"normalize\", not \"" + bare + "\"");
+  }
+  s.vrfy = smtp.getBool("vrfy", false);
+  s.expn = smtp.getBool("expn", false);
+  smtp.finish();
+
+  TableReader tls = root.getTable("tls");
+  c.tls.enabled = tls.getBool("enabled", true);
+  c.tls.cert_file = c.resolvePath(tls.getString("cert_file", "/etc/mxgate/tls/cert.pem"));
+  c.tls.key_file = c.resolvePath(tls.getString("key_file", "/etc/mxgate/tls/key.pem"));
+  tls.finish();
+
+  TableReader relay = root.getTable("relay");
+  auto [rfile, rline] = relay.where("trusted_networks");
+  for (const std::string& n : relay.getStringList("trusted_networks", {})) {
+    auto net = Network::parse(n);
+    if (!net) throw ConfigError(rfile, rline, "relay.trusted_networks: \"" + n + "\" is not an address or CIDR network");
+    c.trusted_networks.add(*net);
+  }
+  relay.finish();
+
+  readDomains(root, c);
+
+  TableReader policy = root.getTable("policy");
+  PolicyConfig& p = c.policy;
+  p.add_header = policy.getDouble("add_header", p.add_header);
+  p.tag_subject = policy.getDouble("tag_subject", p.tag_subject);
+  if (policy.has("quarantine")) p.quarantine = policy.getDouble("quarantine", 0);
+  if (policy.has("discard")) p.discard = policy.getDouble("discard", 0);
+  p.reject = policy.getDouble("reject", p.reject);
+  p.subject_tag = policy.getString("subject_tag", p.subject_tag);
+  p.status_header = policy.getString("status_header", p.status_header);
+  p.reject_text = policy.getString("reject_text", p.reject_text);
+  if (p.add_header > p.tag_subject) policy.fail("add_header", "must not exceed policy.tag_subject");
+  if (p.tag_subject > p.reject) policy.fail("tag_subject", "must not exceed policy.reject");
+  if (p.quarantine && *p.quarantine > p.reject) policy.fail("quarantine", "must not exceed policy.reject");
+  if (p.discard && *p.discard > p.reject) policy.fail("discard", "must not exceed policy.reject");
+  for (char ch : p.status_header)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-'))
+      policy.fail("status_header", "must be a header field name (letters, digits, '-')");
+  policy.finish();
+
+  return c;
+}
+
+Config loadConfig(const std::string& file) {
+  toml::value doc = parseTomlFile(file);
+  TableReader root(doc, "");
+  Config c = readConfig(file, root);
+  root.raw("filters");
+  root.raw("symbols");
+  root.finish();
+  return c;
+}
+
+std::shared_ptr<const Runtime> loadRuntime(const std::string& file, KvStore* store) {
+  auto rt = std::make_shared<Runtime>();
+  toml::value doc = parseTomlFile(file);
+  TableReader root(doc, "");
+  rt->config = readConfig(file, root);
+  TableReader filters = root.getTable("filters");
+  FilterDeps deps;
+  deps.store = store;
+  rt->pipeline.build(filters, filterRegistry(), rt->symbols, deps);
+  TableReader symbols = root.getTable("symbols");
+  for (const std::string& name : symbols.keys()) {
+    const toml::value& v = symbols.raw(name);
+    if (!v.is_floating() && !v.is_integer()) symbols.fail(name, "weight must be a number");
+    double w = v.is_integer() ? static_cast<double>(v.as_integer()) : v.as_floating();
+    if (!rt->symbols.setWeight(name, w))
+      symbols.fail(name, "no enabled filter declares symbol " + name);
+  }
+  root.finish();
+  return rt;
+}
+
+}  // namespace mxgate

@@ -1,0 +1,32 @@
+// Everything built from one configuration load: the settings, the filter
+// pipeline and the symbol weights. Immutable once built and shared by
+// sessions through shared_ptr, so a reload swaps it atomically while
+// in-flight sessions finish with the one they started with.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "gateway/config/config.h"
+#include "gateway/pipeline/pipeline.h"
+#include "gateway/pipeline/symbol_table.h"
+
+namespace mxgate {
+
+class KvStore;
+
+struct Runtime {
+  Config config;
+  SymbolTable symbols;
+  Pipeline pipeline;
+};
+
+// Loads and validates everything. Throws ConfigError (file:line: message).
+// store may be null when only validating (--check-config); filters then get
+// a null store and must not use it at build time.
+std::shared_ptr<const Runtime> loadRuntime(const std::string& file, KvStore* store);
+
+// Only the [server]/[smtp]/... settings, without building filters.
+Config loadConfig(const std::string& file);
+
+}  // namespace mxgate

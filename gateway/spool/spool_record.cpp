@@ -1,0 +1,246 @@
+#include "gateway/spool/spool_record.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+
+namespace mxgate {
+namespace {
+
+void field(std::string* out, std::string_view key, std::string_view value) {
+  out->append(key);
+  out->push_back('\t');
+  for (char c : value) out->push_back(c == '\t' || c == '\n' || c == '\r' ? ' ' : c);
+  out->push_back('\n');
+}
+
+std::vector<std::string_view> splitTabs(std::string_view line) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    size_t tab = line.find('\t', start);
+    parts.push_back(line.substr(start, tab == std::string_view::npos ? line.npos : tab - start));
+    if (tab == std::string_view::npos) return parts;
+    start = tab + 1;
+  }
+}
+
+}  // namespace
+
+void putLe32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void putLe64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint32_t getLe32(const unsigned char* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+uint64_t getLe64(const unsigned char* p) {
+  return uint64_t(getLe32(p)) | uint64_t(getLe32(p + 4)) << 32;
+}
+
+std::string segmentHeader() {
+  std::string h(kSegmentMagic, sizeof kSegmentMagic);
+  putLe32(&h, kSegmentVersion);
+  putLe32(&h, 0);
+  return h;
+}
+
+std::string recordHeader(uint32_t meta_len, uint64_t body_len) {
+  std::string h;
+  h.reserve(kRecordHeaderSize);
+  putLe32(&h, kRecordMagic);
+  putLe32(&h, meta_len);
+  putLe64(&h, body_len);
+  return h;
+}
+
+std::string encodeMeta(const SpoolMeta& m) {
+  std::string out;
+  out.reserve(256);
+  field(&out, "id", m.queue_id);
+  field(&out, "received_ms", std::to_string(m.received_ms));
+  field(&out, "client_ip", m.client_ip);
+  field(&out, "client_name", m.client_name);
+  field(&out, "helo", m.helo);
+  field(&out, "protocol", m.protocol);
+  if (!m.auth_user.empty()) field(&out, "auth", m.auth_user);
+  field(&out, "from", m.envelope.mail_from);
+  if (m.envelope.declared_size) field(&out, "size", std::to_string(m.envelope.declared_size));
+  if (!m.envelope.body.empty()) field(&out, "body", m.envelope.body);
+  if (m.envelope.smtputf8) field(&out, "smtputf8", "1");
+  if (!m.envelope.ret.empty()) field(&out, "ret", m.envelope.ret);
+  if (!m.envelope.envid.empty()) field(&out, "envid", m.envelope.envid);
+  for (const Recipient& r : m.envelope.rcpts) {
+    std::string v = r.address;
+    v += '\t';
+    v += r.notify;
+    v += '\t';
+    v += r.orcpt;
+    out += "rcpt\t";
+    for (char c : v) out.push_back(c == '\n' || c == '\r' ? ' ' : c);
+    out.push_back('\n');
+  }
+  field(&out, "action", m.action);
+  char score[32];
+  auto [end, ec] = std::to_chars(score, score + sizeof score, m.score, std::chars_format::fixed, 2);
+  (void)ec;
+  field(&out, "score", std::string_view(score, end - score));
+  field(&out, "symbols", m.symbols);
+  return out;
+}
+
+bool decodeMeta(std::string_view text, SpoolMeta* m) {
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) return false;
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl + 1);
+    auto parts = splitTabs(line);
+    if (parts.size() < 2) return false;
+    std::string_view k = parts[0];
+    std::string v(parts[1]);
+    if (k == "rcpt") {
+      if (parts.size() != 4) return false;
+      m->envelope.rcpts.push_back(
+          Recipient{std::string(parts[1]), std::string(parts[2]), std::string(parts[3])});
+    } else if (k == "id") {
+      m->queue_id = v;
+    } else if (k == "received_ms") {
+      m->received_ms = std::strtoll(v.c_str(), nullptr, 10);
+    } else if (k == "client_ip") {
+      m->client_ip = v;
+    } else if (k == "client_name") {
+      m->client_name = v;
+    } else if (k == "helo") {
+      m->helo = v;
+    } else if (k == "protocol") {
+      m->protocol = v;
+    } else if (k == "auth") {
+      m->auth_user = v;
+    } else if (k == "from") {
+      m->envelope.mail_from = v;
+    } else if (k == "size") {
+      m->envelope.declared_size = std::strtoull(v.c_str(), nullptr, 10);
+    } else if (k == "body") {
+      m->envelope.body = v;
+    } else if (k == "smtputf8") {
+      m->envelope.smtputf8 = v == "1";
+    } else if (k == "ret") {
+      m->envelope.ret = v;
+    } else if (k == "envid") {
+      m->envelope.envid = v;
+    } else if (k == "action") {
+      m->action = v;
+    } else if (k == "score") {
+      m->score = std::strtod(v.c_str(), nullptr);
+    } else if (k == "symbols") {
+      m->symbols = v;
+    }
+    // Unknown keys are skipped so newer writers stay readable.
+  }
+  return !m->queue_id.empty();
+}
+
+SegmentReport readSegment(const std::string& path, uint64_t segment,
+                          const std::function<bool(const SpoolRecordView&)>& fn) {
+  SegmentReport rep;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    rep.problem = "cannot open: " + std::string(std::strerror(errno));
+    return rep;
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    rep.problem = "cannot stat: " + std::string(std::strerror(errno));
+    ::close(fd);
+    return rep;
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size < kSegmentHeaderSize) {
+    rep.trailing_bytes = size;
+    rep.problem = size == 0 ? "" : "short segment header";
+    ::close(fd);
+    return rep;
+  }
+  void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) {
+    rep.problem = "cannot map: " + std::string(std::strerror(errno));
+    return rep;
+  }
+  const auto* base = static_cast<const unsigned char*>(map);
+  if (std::memcmp(base, kSegmentMagic, sizeof kSegmentMagic) != 0 ||
+      getLe32(base + 8) != kSegmentVersion) {
+    rep.problem = "not a spool segment (bad magic or version)";
+    munmap(map, size);
+    return rep;
+  }
+  uint64_t pos = kSegmentHeaderSize;
+  rep.valid_bytes = pos;
+  while (pos < size) {
+    if (size - pos < kRecordHeaderSize + kRecordTrailerSize) {
+      rep.problem = "torn record header";
+      break;
+    }
+    const unsigned char* r = base + pos;
+    if (getLe32(r) != kRecordMagic) {
+      rep.problem = "bad record magic";
+      break;
+    }
+    uint64_t meta_len = getLe32(r + 4);
+    uint64_t body_len = getLe64(r + 8);
+    uint64_t payload = kRecordHeaderSize + meta_len + body_len;
+    if (body_len > size || payload + kRecordTrailerSize > size - pos) {
+      rep.problem = "torn record";
+      break;
+    }
+    uint32_t crc = static_cast<uint32_t>(crc32_z(0L, r, payload));
+    if (getLe32(r + payload) != crc || getLe32(r + payload + 4) != kRecordEnd) {
+      rep.problem = "record checksum mismatch";
+      break;
+    }
+    SpoolRecordView view;
+    view.segment = segment;
+    view.offset = pos;
+    std::string_view meta(reinterpret_cast<const char*>(r + kRecordHeaderSize), meta_len);
+    view.body = std::string_view(reinterpret_cast<const char*>(r + kRecordHeaderSize + meta_len), body_len);
+    if (!decodeMeta(meta, &view.meta)) {
+      rep.problem = "unreadable envelope";
+      break;
+    }
+    pos += payload + kRecordTrailerSize;
+    rep.valid_bytes = pos;
+    ++rep.records;
+    if (!fn(view)) break;
+  }
+  if (rep.problem.empty() || pos < size) rep.trailing_bytes = size - rep.valid_bytes;
+  munmap(map, size);
+  return rep;
+}
+
+std::vector<std::pair<uint64_t, std::string>> listSegments(const std::string& dir) {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    // seg-<16 hex digits>.dat
+    if (name.size() != 24 || name.rfind("seg-", 0) != 0 || name.substr(20) != ".dat") continue;
+    uint64_t n = 0;
+    auto [p, e] = std::from_chars(name.data() + 4, name.data() + 20, n, 16);
+    if (e != std::errc() || p != name.data() + 20) continue;
+    out.emplace_back(n, entry.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace mxgate
