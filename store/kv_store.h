@@ -29,6 +29,8 @@ class KvStore {
   // Returns true if the key existed.
   virtual bool erase(std::string_view bucket, std::string_view key) = 0;
   // Visits keys starting with prefix in key order until fn returns false.
+  // REQUIRES: fn does not call back into the store (a read transaction or
+  // lock is held while it runs).
   virtual void scan(std::string_view bucket, std::string_view prefix,
                     const std::function<bool(std::string_view key, std::string_view value)>& fn) = 0;
 };
