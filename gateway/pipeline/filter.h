@@ -29,7 +29,7 @@ class TableReader;
 class SymbolTable;
 
 enum class FailMode {
-  kTempfail,  // answer 451 4.7.0 (or 421 at connect) and let the client retry
+  kTempfail,  // answer 451 4.3.0 (or 421 at connect) and let the client retry
   kSkip,      // carry on without this filter, adding its failure symbol
 };
 

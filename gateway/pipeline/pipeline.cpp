@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <string>
 
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/steady_timer.hpp>
@@ -19,6 +21,27 @@ Stage firstStage(const FilterSpec& s) { return *std::min_element(s.stages.begin(
 
 bool runsAt(const FilterSpec& s, Stage st) {
   return std::find(s.stages.begin(), s.stages.end(), st) != s.stages.end();
+}
+
+// A filter's answer, or why it has none.
+struct CheckOutcome {
+  std::optional<StageResult> result;
+  std::string failure;
+};
+
+// Runs check() and turns an exception into a value. The timeout race below
+// (awaitable operator ||) only ends early when one side completes without an
+// exception; a throwing check would otherwise wait out the whole timeout and
+// be reported as a timeout.
+asio::awaitable<CheckOutcome> guardedCheck(Filter& filter, Stage stage, FilterContext& ctx) {
+  try {
+    StageResult r = co_await filter.check(stage, ctx);
+    co_return CheckOutcome{std::move(r), {}};
+  } catch (const std::exception& ex) {
+    co_return CheckOutcome{std::nullopt, ex.what()};
+  } catch (...) {
+    co_return CheckOutcome{std::nullopt, "unknown exception"};
+  }
 }
 
 }  // namespace
@@ -129,9 +152,13 @@ asio::awaitable<StageResult> Pipeline::run(Stage stage, FilterContext& ctx,
     std::string failure;
     try {
       asio::steady_timer timer(executor, e.spec.timeout);
-      auto r = co_await (e.filter->check(stage, ctx) || timer.async_wait(asio::use_awaitable));
+      auto r =
+          co_await (guardedCheck(*e.filter, stage, ctx) || timer.async_wait(asio::use_awaitable));
       if (r.index() == 0) {
-        result = std::get<0>(std::move(r));
+        CheckOutcome outcome = std::get<0>(std::move(r));
+        result = std::move(outcome.result);
+        failure = std::move(outcome.failure);
+        if (!result && failure.empty()) failure = "failed without a message";
       } else {
         failure = "timed out after " + std::to_string(e.spec.timeout.count()) + "ms";
       }

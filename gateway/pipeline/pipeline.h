@@ -40,7 +40,7 @@ class Pipeline {
 
   // Runs every filter of the stage in order until one rejects or tempfails.
   // A filter that throws or overruns its timeout follows its FailMode: skip
-  // adds its fail symbol and continues; tempfail answers 451 4.7.0 (421 and
+  // adds its fail symbol and continues; tempfail answers 451 4.3.0 (421 and
   // disconnect at connect). Never returns kContinue for a failed tempfail filter.
   asio::awaitable<StageResult> run(Stage stage, FilterContext& ctx,
                                    std::vector<FilterTiming>* timings) const;

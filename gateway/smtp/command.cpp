@@ -304,9 +304,12 @@ std::optional<ParseError> parseRcptParams(std::string_view params, Recipient* rc
       if (never && other) return ParseError{501, "5.5.4", "NOTIFY=NEVER cannot be combined"};
       rcpt->notify = std::string(p.value);
     } else if (iequals(p.key, "ORCPT")) {
+      // addr-type ";" xtext (RFC 3461 4.2). addr-type is an atom; checking it
+      // keeps control characters (a tab would split the spool's envelope
+      // line) out of what is stored.
       size_t semi = p.value.find(';');
       if (!p.has_value || semi == std::string_view::npos || semi == 0 ||
-          !isXtext(p.value.substr(semi + 1)))
+          !isDotString(p.value.substr(0, semi), false) || !isXtext(p.value.substr(semi + 1)))
         return ParseError{501, "5.5.4", "Bad ORCPT parameter"};
       rcpt->orcpt = std::string(p.value);
     } else {

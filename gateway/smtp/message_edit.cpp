@@ -31,13 +31,14 @@ std::string foldHeader(std::string_view name, std::string_view value) {
   std::string out(name);
   out += ':';
   size_t line_len = out.size();
+  bool line_has_word = false;  // fold only where the line already holds a word
   size_t pos = 0;
   while (pos < value.size()) {
     size_t sp = value.find(' ', pos);
     std::string_view word = value.substr(pos, sp == std::string_view::npos ? value.npos : sp - pos);
     pos = sp == std::string_view::npos ? value.size() : sp + 1;
     if (word.empty()) continue;
-    if (line_len + 1 + word.size() > 78 && line_len > name.size() + 1) {
+    if (line_len + 1 + word.size() > 78 && line_has_word) {
       out += "\r\n\t";
       line_len = 1;
     } else {
@@ -46,6 +47,7 @@ std::string foldHeader(std::string_view name, std::string_view value) {
     }
     out += word;
     line_len += word.size();
+    line_has_word = true;
   }
   out += "\r\n";
   return out;
@@ -60,12 +62,27 @@ std::vector<std::string_view> MessageEdit::parts() const {
   return p;
 }
 
+namespace {
+
+// The HELO argument is client text that reaches here unchecked; a bare CR
+// (or other control character) in it must not split the Received field and
+// inject a header of the client's choosing.
+std::string headerSafe(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
+}  // namespace
+
 MessageEdit buildMessageEdit(const MessageEditInput& in, std::string_view message) {
   const Config& cfg = in.config;
   MessageEdit e;
   // Received (RFC 5321 4.4), first so it is the topmost trace field.
-  std::string from = fmt::format("from {} ({} [{}])", in.session.helo, in.session.client_name,
-                                 in.session.client_ip.to_string());
+  std::string from =
+      fmt::format("from {} ({} [{}])", headerSafe(in.session.helo),
+                  headerSafe(in.session.client_name), in.session.client_ip.to_string());
   e.prepend_ = "Received: " + from + "\r\n\tby " + cfg.hostname + " (mxgate) with " +
                protocolName(in.session) + " id " + in.queue_id;
   if (in.envelope.rcpts.size() == 1) e.prepend_ += "\r\n\tfor <" + in.envelope.rcpts[0].address + ">";

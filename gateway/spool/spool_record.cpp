@@ -80,13 +80,14 @@ std::string encodeMeta(const SpoolMeta& m) {
   if (!m.envelope.ret.empty()) field(&out, "ret", m.envelope.ret);
   if (!m.envelope.envid.empty()) field(&out, "envid", m.envelope.envid);
   for (const Recipient& r : m.envelope.rcpts) {
-    std::string v = r.address;
-    v += '\t';
-    v += r.notify;
-    v += '\t';
-    v += r.orcpt;
-    out += "rcpt\t";
-    for (char c : v) out.push_back(c == '\n' || c == '\r' ? ' ' : c);
+    // Each subfield is cleaned on its own: a tab inside one would add a
+    // column, and decodeMeta would then refuse the record (and readSegment
+    // would stop at it, hiding every later record in the segment).
+    out += "rcpt";
+    for (const std::string* sub : {&r.address, &r.notify, &r.orcpt}) {
+      out.push_back('\t');
+      for (char c : *sub) out.push_back(c == '\t' || c == '\n' || c == '\r' ? ' ' : c);
+    }
     out.push_back('\n');
   }
   field(&out, "action", m.action);
