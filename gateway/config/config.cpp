@@ -4,6 +4,8 @@
 #include <fstream>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "gateway/config/runtime.h"
 #include "gateway/config/table_reader.h"
 #include "gateway/smtp/command.h"
@@ -188,10 +190,17 @@ static Config readConfig(const std::string& file, TableReader& root) {
   p.subject_tag = policy.getString("subject_tag", p.subject_tag);
   p.status_header = policy.getString("status_header", p.status_header);
   p.reject_text = policy.getString("reject_text", p.reject_text);
-  if (p.add_header > p.tag_subject) policy.fail("add_header", "must not exceed policy.tag_subject");
-  if (p.tag_subject > p.reject) policy.fail("tag_subject", "must not exceed policy.reject");
-  if (p.quarantine && *p.quarantine > p.reject) policy.fail("quarantine", "must not exceed policy.reject");
-  if (p.discard && *p.discard > p.reject) policy.fail("discard", "must not exceed policy.reject");
+  // Blame whichever of the two keys the file sets, so the line points at it.
+  auto order = [&](const char* low, double lo, const char* high, double hi) {
+    if (lo <= hi) return;
+    if (policy.has(low) || !policy.has(high))
+      policy.fail(low, fmt::format("{} must not exceed policy.{} ({})", lo, high, hi));
+    policy.fail(high, fmt::format("{} must not be below policy.{} ({})", hi, low, lo));
+  };
+  order("add_header", p.add_header, "tag_subject", p.tag_subject);
+  order("tag_subject", p.tag_subject, "reject", p.reject);
+  if (p.quarantine) order("quarantine", *p.quarantine, "reject", p.reject);
+  if (p.discard) order("discard", *p.discard, "reject", p.reject);
   for (char ch : p.status_header)
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-'))
       policy.fail("status_header", "must be a header field name (letters, digits, '-')");

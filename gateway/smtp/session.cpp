@@ -230,6 +230,16 @@ asio::awaitable<void> Session::run() {
       badCommand(500, "5.5.2", "Error: line too long");
       continue;
     }
+    // Commands are printable text (RFC 5321 2.4); a CR, NUL or other control
+    // byte inside one could smuggle a header into what we write (Received)
+    // or a second command into a filter's view of this one.
+    if (std::any_of(line.begin(), line.end(), [](char c) {
+          auto u = static_cast<unsigned char>(c);
+          return (u < 0x20 && c != '\t') || u == 0x7f;
+        })) {
+      badCommand(500, "5.5.2", "Error: control characters in command");
+      continue;
+    }
     Command cmd = parseCommand(line);
     if (refused_greeting && cmd.verb != Verb::kQuit) {
       badCommand(503, "5.7.1", "Error: no service for you, send QUIT");

@@ -44,7 +44,12 @@ Spool::Spool(Options options) : options_(std::move(options)), ops_(options_.ops 
     SegmentReport rep = readSegment(path, n, [](const SpoolRecordView&) { return true; });
     ++recovery_.segments;
     recovery_.records += rep.records;
-    if (!rep.problem.empty()) {
+    if (rep.unreadable > 0) {
+      recovery_.unreadable += rep.unreadable;
+      spdlog::error("spool: {}: {} complete record(s) with an unreadable envelope are kept but skipped",
+                    path, rep.unreadable);
+    }
+    if (rep.trailing_bytes > 0) {
       ++recovery_.torn_segments;
       spdlog::warn("spool: {}: {} after {} complete records ({} bytes ignored)", path, rep.problem,
                    rep.records, rep.trailing_bytes);
@@ -129,7 +134,10 @@ std::error_code Spool::openSegment() {
   iovec iov{header.data(), header.size()};
   // The directory entry must be durable before any record in the file is
   // acknowledged; the header itself is synced with the first batch.
-  if (ops_->writev(fd, &iov, 1) != static_cast<ssize_t>(header.size()) || ops_->fsync(dir_fd_) != 0) {
+  errno = 0;
+  ssize_t w = ops_->writev(fd, &iov, 1);
+  if (w >= 0 && w != static_cast<ssize_t>(header.size())) errno = EIO;  // short write
+  if (w != static_cast<ssize_t>(header.size()) || ops_->fsync(dir_fd_) != 0) {
     std::error_code ec = errno ? lastError() : std::make_error_code(std::errc::io_error);
     ops_->close(fd);
     ::unlink(path.c_str());

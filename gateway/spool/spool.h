@@ -65,6 +65,7 @@ class Spool {
     uint64_t segments = 0;
     uint64_t records = 0;
     uint64_t torn_segments = 0;  // segments ending in an unacknowledged partial write
+    uint64_t unreadable = 0;     // complete records whose envelope could not be decoded
   };
   using Done = std::function<void(std::error_code, SpoolLocation)>;
 

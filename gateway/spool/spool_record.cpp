@@ -214,16 +214,23 @@ SegmentReport readSegment(const std::string& path, uint64_t segment,
     view.offset = pos;
     std::string_view meta(reinterpret_cast<const char*>(r + kRecordHeaderSize), meta_len);
     view.body = std::string_view(reinterpret_cast<const char*>(r + kRecordHeaderSize + meta_len), body_len);
-    if (!decodeMeta(meta, &view.meta)) {
-      rep.problem = "unreadable envelope";
-      break;
-    }
     pos += payload + kRecordTrailerSize;
     rep.valid_bytes = pos;
+    // A checksummed record is framed correctly even if its envelope cannot
+    // be read (a newer writer, a bug): report it, but keep reading, so one
+    // bad envelope never hides the records after it.
+    if (!decodeMeta(meta, &view.meta)) {
+      ++rep.unreadable;
+      rep.problem = "unreadable envelope at offset " + std::to_string(view.offset);
+      continue;
+    }
     ++rep.records;
-    if (!fn(view)) break;
+    if (!fn(view)) {
+      munmap(map, size);
+      return rep;
+    }
   }
-  if (rep.problem.empty() || pos < size) rep.trailing_bytes = size - rep.valid_bytes;
+  rep.trailing_bytes = size - rep.valid_bytes;
   munmap(map, size);
   return rep;
 }
