@@ -55,10 +55,13 @@ OPTIONS
         Print the version.
 
 SIGNALS
-    SIGHUP      Reload the configuration. A file that fails validation is
-                rejected with FILE:LINE: message in the log and the running
-                configuration stays in force. Listen addresses, threads,
-                directories and the user need a restart.
+    SIGHUP      Reload the configuration and re-read the TLS certificate and
+                key. A file that fails validation (or a certificate that
+                cannot be loaded) is rejected with the reason in the log and
+                the running configuration stays in force. Listen addresses,
+                threads, directories and the user need a restart. After the
+                privilege drop the certificate must be readable by
+                server.user.
     SIGTERM, SIGINT
                 Stop accepting, let open sessions finish for up to 10 seconds,
                 and exit. Nothing acknowledged is lost either way.
@@ -170,7 +173,7 @@ int main(int argc, char** argv) {
 
   try {
     mxgate::Services services;
-    services.tls = loadTls(cfg);
+    services.tls.store(loadTls(cfg));
     mxgate::smtp::Server server(services, cfg.threads);
     server.bind(cfg.listen);
     for (const std::string& d : {cfg.state_dir, cfg.spool_dir}) std::filesystem::create_directories(d);
@@ -199,12 +202,15 @@ int main(int argc, char** argv) {
         if (sig == SIGHUP) {
           try {
             auto next = mxgate::loadRuntime(config_file, store.get());
+            // Certificates are re-read too (renewals keep their paths).
+            auto next_tls = loadTls(next->config);
             const auto& old_cfg = services.runtime.load()->config;
             if (next->config.listen != old_cfg.listen || next->config.threads != old_cfg.threads ||
                 next->config.state_dir != old_cfg.state_dir || next->config.spool_dir != old_cfg.spool_dir)
               spdlog::warn("reload: listen, threads and directories keep their old values until restart");
             services.runtime.store(next);
-            spdlog::info("reload: {} loaded", config_file);
+            services.tls.store(next_tls);
+            spdlog::info("reload: {} loaded (TLS {})", config_file, next_tls ? "on" : "off");
           } catch (const mxgate::ConfigError& e) {
             spdlog::error("reload failed, keeping the running configuration: {}", e.what());
           } catch (const std::exception& e) {
@@ -227,7 +233,7 @@ int main(int argc, char** argv) {
     }
     spdlog::info("mxgate {} ready: listening on {}, {} thread(s), {} filter(s), TLS {}", MXGATE_VERSION,
                  addrs, server.threads(), rt->pipeline.entries().size(),
-                 services.tls ? "on" : "off");
+                 services.tls.load() ? "on" : "off");
     server.run();
     spdlog::info("stopped");
     return 0;

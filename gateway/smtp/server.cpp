@@ -81,8 +81,10 @@ void Server::stop(std::chrono::milliseconds grace) {
           asio::error_code ec;
           acc->close(ec);
         }
-        // Let open sessions finish; one cut off here never got its 250, so
-        // its client will retry.
+        // Idle sessions are told 421 now; busy ones finish their message
+        // first. One cut off at the deadline never got its 250, so its
+        // client will retry.
+        services_.stopSessions();
         auto deadline = std::chrono::steady_clock::now() + grace;
         asio::steady_timer t(co_await asio::this_coro::executor);
         while (services_.limiter.total() > 0 && std::chrono::steady_clock::now() < deadline) {

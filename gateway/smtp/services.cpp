@@ -29,6 +29,21 @@ void ConnectionLimiter::release(const asio::ip::address& ip) {
   if (it != per_ip_.end() && --it->second <= 0) per_ip_.erase(it);
 }
 
+void Services::registerSession(uint64_t id, std::function<void()> stop_hook) {
+  std::lock_guard lock(sessions_mu_);
+  sessions_[id] = std::move(stop_hook);
+}
+
+void Services::unregisterSession(uint64_t id) {
+  std::lock_guard lock(sessions_mu_);
+  sessions_.erase(id);
+}
+
+void Services::stopSessions() {
+  std::lock_guard lock(sessions_mu_);
+  for (auto& [id, hook] : sessions_) hook();
+}
+
 std::string newQueueId() {
   static std::atomic<uint32_t> seq{0};
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,9 +38,21 @@ struct Services {
   std::atomic<std::shared_ptr<const Runtime>> runtime;
   Spool* spool = nullptr;
   KvStore* store = nullptr;
-  std::shared_ptr<asio::ssl::context> tls;  // null when TLS is off
+  // Swapped on reload (renewed certificates); null when TLS is off. A
+  // session holds the context it started TLS with for its whole life.
+  std::atomic<std::shared_ptr<asio::ssl::context>> tls;
   ConnectionLimiter limiter;
   std::atomic<uint64_t> next_session_id{1};
+
+  // Open sessions, so a shutdown can tell each idle one 421 (RFC 5321 3.8).
+  // The hook must only post work to the session's own thread.
+  void registerSession(uint64_t id, std::function<void()> stop_hook);
+  void unregisterSession(uint64_t id);
+  void stopSessions();
+
+ private:
+  std::mutex sessions_mu_;
+  std::unordered_map<uint64_t, std::function<void()>> sessions_;
 };
 
 // Unique, sortable, 16 upper-case hex digits: microseconds since the epoch

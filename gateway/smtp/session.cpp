@@ -45,10 +45,12 @@ void Session::armDeadline(std::chrono::milliseconds d) {
 
 asio::awaitable<void> Session::watchdog() {
   auto self = shared_from_this();
-  while (!closing_) {
+  // Runs until run() finishes, not merely until the command loop ends: the
+  // final reply and a TLS handshake are bounded by the deadline too.
+  while (!finished_) {
     watchdog_timer_.expires_at(deadline_);
     co_await watchdog_timer_.async_wait(as_tuple(use_awaitable));
-    if (closing_) break;
+    if (finished_) break;
     if (std::chrono::steady_clock::now() < deadline_) continue;
     asio::error_code ignored;
     if (!timed_out_) {
@@ -121,8 +123,23 @@ asio::awaitable<Session::ReadResult> Session::readLine(std::string* line) {
       discarding = true;
       in_pos_ = in_.size();
     }
-    armDeadline(rt_->config.smtp.command_timeout);
-    if (co_await readSome() == 0) co_return ReadResult::kClosed;
+    // While shutting down, a client that just finished a command gets a
+    // short while to QUIT (or to hear 421 for anything else).
+    armDeadline(shutting_down_ ? std::min<std::chrono::milliseconds>(rt_->config.smtp.command_timeout,
+                                                                     std::chrono::seconds(2))
+                               : rt_->config.smtp.command_timeout);
+    awaiting_command_ = true;
+    size_t n = co_await readSome();
+    awaiting_command_ = false;
+    if (n == 0) co_return ReadResult::kClosed;
+  }
+}
+
+void Session::shutdown() {
+  shutting_down_ = true;
+  if (awaiting_command_) {
+    asio::error_code ignored;
+    socket_.cancel(ignored);
   }
 }
 
@@ -191,6 +208,12 @@ asio::awaitable<void> Session::run() {
   session_deadline_ = now + cfg.smtp.session_timeout;
   deadline_ = std::min(now + cfg.smtp.command_timeout, session_deadline_);
   asio::co_spawn(socket_.get_executor(), watchdog(), asio::detached);
+  tls_ctx_ = services_.tls.load();
+  services_.registerSession(info_.id, [weak = weak_from_this(), ex = socket_.get_executor()] {
+    asio::post(ex, [weak] {
+      if (auto s = weak.lock()) s->shutdown();
+    });
+  });
 
   const std::string client = info_.client_name + "[" + info_.client_ip.to_string() + "]";
   spdlog::debug("session {}: connect from {}", info_.id, client);
@@ -237,22 +260,37 @@ asio::awaitable<void> Session::run() {
           auto u = static_cast<unsigned char>(c);
           return (u < 0x20 && c != '\t') || u == 0x7f;
         })) {
-      badCommand(500, "5.5.2", "Error: control characters in command");
+      badCommand(501, "5.5.2", "Error: control characters in command");
       continue;
     }
     Command cmd = parseCommand(line);
+    // RFC 5321 3.8: while shutting down, answer any command but QUIT with 421.
+    if (shutting_down_ && cmd.verb != Verb::kQuit) {
+      reply(421, "4.3.2", cfg.hostname + " Service shutting down, closing connection");
+      closing_ = true;
+      break;
+    }
     if (refused_greeting && cmd.verb != Verb::kQuit) {
       badCommand(503, "5.7.1", "Error: no service for you, send QUIT");
       continue;
     }
     co_await dispatch(cmd);
   }
-  if (timed_out_) {
+  if (tls_failed_) {
+    out_.clear();  // the stream is unusable; nothing more can be said
+  } else if (shutting_down_ && !closing_) {
+    reply(421, "4.3.2", cfg.hostname + " Service shutting down, closing connection");
+  } else if (timed_out_) {
     spdlog::info("session {}: timeout from {}", info_.id, client);
     reply(421, "4.4.2", cfg.hostname + " Error: timeout exceeded");
   }
-  co_await flush();
+  if (!out_.empty()) {
+    armDeadline(cfg.smtp.command_timeout);
+    co_await flush();
+  }
   closing_ = true;
+  finished_ = true;
+  services_.unregisterSession(info_.id);
   watchdog_timer_.cancel();
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
@@ -334,6 +372,12 @@ asio::awaitable<void> Session::onHelo(const Command& cmd, bool esmtp) {
     badCommand(501, "5.5.4", esmtp ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
     co_return;
   }
+  // A domain is at most 255 octets (RFC 1035 2.3.4); the name goes into
+  // our Received header, whose lines must stay within 998 (RFC 5322 2.1.1).
+  if (cmd.arg.size() > 255) {
+    badCommand(501, "5.5.4", "Error: HELO/EHLO argument too long");
+    co_return;
+  }
   resetTransaction();
   info_.helo = std::string(cmd.arg);
   info_.esmtp = esmtp;
@@ -352,7 +396,7 @@ asio::awaitable<void> Session::onHelo(const Command& cmd, bool esmtp) {
   std::vector<std::string> lines{cfg.hostname, "PIPELINING",
                                  "SIZE " + std::to_string(cfg.smtp.max_message_size)};
   if (cfg.smtp.vrfy) lines.push_back("VRFY");
-  if (services_.tls && !tls_) lines.push_back("STARTTLS");
+  if (tls_ctx_ && !tls_) lines.push_back("STARTTLS");
   for (const char* ext : {"ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"}) lines.push_back(ext);
   for (size_t i = 0; i < lines.size(); ++i) {
     out_ += i + 1 < lines.size() ? "250-" : "250 ";
@@ -520,7 +564,7 @@ void Session::onHelp(const Command& cmd) {
 }
 
 asio::awaitable<void> Session::onStartTls(const Command& cmd) {
-  if (!services_.tls) {
+  if (!tls_ctx_) {
     badCommand(502, "5.5.1", "Error: STARTTLS is not offered");
     co_return;
   }
@@ -541,12 +585,13 @@ asio::awaitable<void> Session::onStartTls(const Command& cmd) {
   // in clear text and must not be taken as a command of the TLS session.
   in_.clear();
   in_pos_ = 0;
-  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *services_.tls);
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_ctx_);
   armDeadline(rt_->config.smtp.command_timeout);
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, as_tuple(use_awaitable));
   if (ec) {
     spdlog::info("session {}: TLS handshake with {} failed: {}", info_.id, info_.client_ip.to_string(),
                  ec.message());
+    tls_failed_ = true;
     closing_ = true;
     co_return;
   }
@@ -637,9 +682,11 @@ asio::awaitable<void> Session::finishMessage(bool bare_lf, bool bare_cr, bool ov
     reply(r);
     resetTransaction();
   };
-  if (bare_lf || bare_cr) {
+  // In normalize mode a bare LF was stored as CRLF and is no reason to
+  // refuse; a bare CR always is.
+  if (bare_cr || (bare_lf && cfg.smtp.bare_newline == BareNewline::kReject)) {
     refuse({550, "5.5.2",
-            std::string("Message refused: bare ") + (bare_lf ? "LF" : "CR") +
+            std::string("Message refused: bare ") + (bare_cr ? "CR" : "LF") +
                 " in message; lines must end with CRLF (RFC 5321 2.3.8)"},
            "refuse_bare_newline");
     co_return;

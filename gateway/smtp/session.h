@@ -31,6 +31,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(asio::ip::tcp::socket socket, Services& services);
   // Runs the whole session; returns when it is closed.
   asio::awaitable<void> run();
+  // The daemon is stopping: an idle session says 421 at once, a busy one
+  // after its current command. Call on the session's own thread.
+  void shutdown();
 
  private:
   enum class ReadResult { kLine, kTooLong, kClosed };
@@ -66,12 +69,17 @@ class Session : public std::enable_shared_from_this<Session> {
   Services& services_;
   std::shared_ptr<const Runtime> rt_;
   asio::ip::tcp::socket socket_;
+  std::shared_ptr<asio::ssl::context> tls_ctx_;  // what EHLO offered; outlives tls_
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   asio::steady_timer watchdog_timer_;
   std::chrono::steady_clock::time_point deadline_;
   std::chrono::steady_clock::time_point session_deadline_;
   bool timed_out_ = false;
-  bool closing_ = false;
+  bool closing_ = false;           // leave the command loop
+  bool finished_ = false;          // run() is done; the watchdog may stop
+  bool shutting_down_ = false;     // the daemon is stopping
+  bool awaiting_command_ = false;  // blocked reading a command line
+  bool tls_failed_ = false;        // a handshake failed: nothing more can be written
   bool limiter_slot_ = false;
 
   std::string in_;
