@@ -29,7 +29,9 @@ void BM_ParseMailFrom(benchmark::State& state) {
 BENCHMARK(BM_ParseMailFrom);
 
 void BM_ParseRcptTo(benchmark::State& state) {
-  const std::string line = "RCPT TO:<alice.smith@example.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;alice.smith@example.test";
+  const std::string line =
+      "RCPT TO:<alice.smith@example.test> NOTIFY=FAILURE,DELAY "
+      "ORCPT=rfc822;alice.smith@example.test";
   for (auto _ : state) {
     smtp::Command cmd = smtp::parseCommand(line);
     smtp::Path path;

@@ -18,7 +18,8 @@ namespace {
 using namespace mxgate;
 
 std::string benchDir(const char* name) {
-  auto dir = std::filesystem::temp_directory_path() / (std::string("mxgate-bench-") + name + "-" + std::to_string(getpid()));
+  auto dir = std::filesystem::temp_directory_path() /
+             (std::string("mxgate-bench-") + name + "-" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   return dir.string();
 }

@@ -31,8 +31,9 @@ class KvStore {
   // Visits keys starting with prefix in key order until fn returns false.
   // REQUIRES: fn does not call back into the store (a read transaction or
   // lock is held while it runs).
-  virtual void scan(std::string_view bucket, std::string_view prefix,
-                    const std::function<bool(std::string_view key, std::string_view value)>& fn) = 0;
+  virtual void scan(
+      std::string_view bucket, std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view value)>& fn) = 0;
 };
 
 // Opens (creating if needed) an LMDB environment in directory dir.

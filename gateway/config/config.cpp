@@ -22,7 +22,8 @@ std::string defaultHostname() {
 asio::ip::tcp::endpoint parseListen(TableReader& r, const std::string& text) {
   // "127.0.0.1:2525", "[::1]:2525", ":2525" (all addresses).
   size_t colon = text.rfind(':');
-  if (colon == std::string::npos) r.fail("listen", "\"" + text + "\" needs a port, e.g. 127.0.0.1:2525");
+  if (colon == std::string::npos)
+    r.fail("listen", "\"" + text + "\" needs a port, e.g. 127.0.0.1:2525");
   std::string host = text.substr(0, colon);
   std::string port_text = text.substr(colon + 1);
   int port = 0;
@@ -34,7 +35,8 @@ asio::ip::tcp::endpoint parseListen(TableReader& r, const std::string& text) {
     port = -1;
   }
   if (port <= 0 || port > 65535) r.fail("listen", "\"" + text + "\": bad port");
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (host.empty()) host = "::";
   asio::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
@@ -80,7 +82,8 @@ void readDomains(TableReader& root, Config& c) {
       while (std::getline(in, line)) {
         ++n;
         if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-        while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+        while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back())))
+          line.pop_back();
         size_t start = line.find_first_not_of(" \t");
         if (start == std::string::npos) continue;
         add_user(line.substr(start), path, n);
@@ -145,7 +148,8 @@ static Config readConfig(const std::string& file, TableReader& root) {
   s.max_line_length = static_cast<int>(smtp.getInt("max_line_length", 1000, 512, 65536));
   s.max_bad_commands = static_cast<int>(smtp.getInt("max_bad_commands", 8, 1, 1000));
   s.max_connections = static_cast<int>(smtp.getInt("max_connections", 1000, 1, 1000000));
-  s.max_connections_per_ip = static_cast<int>(smtp.getInt("max_connections_per_ip", 50, 1, 1000000));
+  s.max_connections_per_ip =
+      static_cast<int>(smtp.getInt("max_connections_per_ip", 50, 1, 1000000));
   s.session_timeout = smtp.getDuration("session_timeout", s.session_timeout);
   s.command_timeout = smtp.getDuration("command_timeout", s.command_timeout);
   if (s.command_timeout.count() <= 0) smtp.fail("command_timeout", "must be positive");
@@ -173,7 +177,9 @@ static Config readConfig(const std::string& file, TableReader& root) {
   auto [rfile, rline] = relay.where("trusted_networks");
   for (const std::string& n : relay.getStringList("trusted_networks", {})) {
     auto net = Network::parse(n);
-    if (!net) throw ConfigError(rfile, rline, "relay.trusted_networks: \"" + n + "\" is not an address or CIDR network");
+    if (!net)
+      throw ConfigError(rfile, rline,
+                        "relay.trusted_networks: \"" + n + "\" is not an address or CIDR network");
     c.trusted_networks.add(*net);
   }
   relay.finish();

@@ -298,12 +298,15 @@ TEST(LoadConfig, DomainErrorsNameFileAndLine) {
 
 TEST(LoadConfig, PolicyErrorsNameFileAndLine) {
   expectErrors({
-      {"[policy]\nadd_header = 9\n", 2, "policy.add_header: 9 must not exceed policy.tag_subject (8)"},
+      {"[policy]\nadd_header = 9\n", 2,
+       "policy.add_header: 9 must not exceed policy.tag_subject (8)"},
       {"[policy]\ntag_subject = 10\nreject = 9\n", 2,
        "policy.tag_subject: 10 must not exceed policy.reject (9)"},
       {"[policy]\nreject = 4\n", 2, "policy.reject: 4 must not be below policy.tag_subject (8)"},
-      {"[policy]\nquarantine = 16\n", 2, "policy.quarantine: 16 must not exceed policy.reject (15)"},
-      {"[policy]\nreject = 30\ndiscard = 31\n", 3, "policy.discard: 31 must not exceed policy.reject (30)"},
+      {"[policy]\nquarantine = 16\n", 2,
+       "policy.quarantine: 16 must not exceed policy.reject (15)"},
+      {"[policy]\nreject = 30\ndiscard = 31\n", 3,
+       "policy.discard: 31 must not exceed policy.reject (30)"},
       {"[policy]\nreject = \"high\"\n", 2, "policy.reject: must be a number, not a string"},
       {"[policy]\nstatus_header = \"X Status\"\n", 2,
        "policy.status_header: must be a header field name (letters, digits, '-')"},

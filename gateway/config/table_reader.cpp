@@ -10,7 +10,9 @@ namespace {
 
 const toml::value kEmpty{};
 
-uint32_t lineOf(const toml::value& v) { return static_cast<uint32_t>(v.location().line()); }
+uint32_t lineOf(const toml::value& v) {
+  return static_cast<uint32_t>(v.location().line());
+}
 
 std::string typeName(toml::value_t t) {
   switch (t) {
@@ -49,7 +51,9 @@ const toml::value* TableReader::find(std::string_view key) const {
   return it == t.end() ? nullptr : &it->second;
 }
 
-bool TableReader::has(std::string_view key) const { return find(key) != nullptr; }
+bool TableReader::has(std::string_view key) const {
+  return find(key) != nullptr;
+}
 
 std::pair<std::string, uint32_t> TableReader::where(std::string_view key) const {
   if (const toml::value* v = find(key)) return {v->location().file_name(), lineOf(*v)};
@@ -66,7 +70,8 @@ const toml::value& TableReader::need(std::string_view key, toml::value_t type,
                                      const char* type_name) {
   known_.emplace(key);
   const toml::value* v = find(key);
-  if (v->type() != type) fail(key, std::string("must be ") + type_name + ", not " + typeName(v->type()));
+  if (v->type() != type)
+    fail(key, std::string("must be ") + type_name + ", not " + typeName(v->type()));
   return *v;
 }
 
@@ -87,8 +92,8 @@ int64_t TableReader::getInt(std::string_view key, int64_t def, int64_t min, int6
   if (!has(key)) return def;
   int64_t v = need(key, toml::value_t::integer, "an integer").as_integer();
   if (v < min || v > max)
-    fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                  ", not " + std::to_string(v));
+    fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", not " +
+                  std::to_string(v));
   return v;
 }
 
@@ -111,7 +116,9 @@ std::chrono::milliseconds TableReader::getDuration(std::string_view key,
   }
   if (!v->is_string()) fail(key, "must be a duration such as \"90s\", \"5m\", \"36d\"");
   auto d = parseDuration(v->as_string().str);
-  if (!d) fail(key, "\"" + v->as_string().str + "\" is not a duration (use e.g. 250ms, 90s, 5m, 6h, 36d)");
+  if (!d)
+    fail(key,
+         "\"" + v->as_string().str + "\" is not a duration (use e.g. 250ms, 90s, 5m, 6h, 36d)");
   return *d;
 }
 

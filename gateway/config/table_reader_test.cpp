@@ -14,7 +14,8 @@ toml::value parse(const std::string& text) {
 }
 
 TEST(TableReader, ReadsTypedValuesWithDefaults) {
-  auto v = parse("a = \"x\"\nb = 3\nc = true\nd = \"5m\"\ne = \"30M\"\nf = [\"p\", \"q\"]\ng = 1.5\n");
+  auto v =
+      parse("a = \"x\"\nb = 3\nc = true\nd = \"5m\"\ne = \"30M\"\nf = [\"p\", \"q\"]\ng = 1.5\n");
   TableReader r(v, "");
   EXPECT_EQ(r.getString("a", ""), "x");
   EXPECT_EQ(r.getInt("b", 0, 0, 10), 3);
@@ -37,7 +38,8 @@ TEST(TableReader, UnknownKeyFailsWithFileAndLine) {
   } catch (const ConfigError& e) {
     EXPECT_EQ(e.file(), "test.toml");
     EXPECT_EQ(e.line(), 3u);
-    EXPECT_NE(std::string(e.what()).find("server.listen_adress: unknown setting"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("server.listen_adress: unknown setting"),
+              std::string::npos)
         << e.what();
   }
 }

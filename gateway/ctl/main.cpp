@@ -100,8 +100,8 @@ void forEachRecord(const mxgate::Config& cfg, Fn fn) {
 int queueList(const mxgate::Config& cfg) {
   int count = 0;
   uint64_t bytes = 0;
-  std::cout << fmt::format("{:<16}  {:>5}  {:>9}  {:<10}  {:<30}  {}\n", "ID", "AGE", "SIZE", "ACTION",
-                           "FROM", "RECIPIENTS");
+  std::cout << fmt::format("{:<16}  {:>5}  {:>9}  {:<10}  {:<30}  {}\n", "ID", "AGE", "SIZE",
+                           "ACTION", "FROM", "RECIPIENTS");
   forEachRecord(cfg, [&](const mxgate::SpoolRecordView& r) {
     std::string rcpts;
     for (const auto& rc : r.meta.envelope.rcpts) rcpts += (rcpts.empty() ? "" : ",") + rc.address;
@@ -127,7 +127,8 @@ int queueShow(const mxgate::Config& cfg, const std::string& id, bool raw) {
     }
     const auto& m = r.meta;
     std::cout << "id:        " << m.queue_id << "\n"
-              << "received:  " << utc(m.received_ms / 1000) << " (" << age(m.received_ms) << " ago)\n"
+              << "received:  " << utc(m.received_ms / 1000) << " (" << age(m.received_ms)
+              << " ago)\n"
               << "client:    " << m.client_name << "[" << m.client_ip << "] helo=" << m.helo << " "
               << m.protocol << "\n"
               << "from:      <" << m.envelope.mail_from << ">";
@@ -145,8 +146,8 @@ int queueShow(const mxgate::Config& cfg, const std::string& id, bool raw) {
     }
     std::cout << fmt::format("verdict:   action={} score={:.2f}\n", m.action, m.score)
               << "symbols:   " << (m.symbols.empty() ? "none" : m.symbols) << "\n"
-              << "location:  segment " << r.segment << " offset " << r.offset << ", " << r.body.size()
-              << " bytes\n\n";
+              << "location:  segment " << r.segment << " offset " << r.offset << ", "
+              << r.body.size() << " bytes\n\n";
     std::fwrite(r.body.data(), 1, r.body.size(), stdout);
     return false;
   });
@@ -166,7 +167,8 @@ int blocks(const mxgate::Config& cfg, std::vector<std::string> args) {
   if (args[0] == "list") {
     auto list = mxgate::listBlocks(*store, now);
     std::cout << fmt::format("{:<40}  {:<20}  {}\n", "CLIENT", "UNTIL", "REASON");
-    for (const auto& b : list) std::cout << fmt::format("{:<40}  {:<20}  {}\n", b.ip, utc(b.until_unix), b.reason);
+    for (const auto& b : list)
+      std::cout << fmt::format("{:<40}  {:<20}  {}\n", b.ip, utc(b.until_unix), b.reason);
     std::cout << "-- " << list.size() << " block(s)\n";
     return 0;
   }
@@ -193,8 +195,8 @@ int blocks(const mxgate::Config& cfg, std::vector<std::string> args) {
         return usageError("unexpected argument '" + args[i] + "'");
       }
     }
-    mxgate::AbuseBlock b{args[1], now + std::chrono::duration_cast<std::chrono::seconds>(dur).count(),
-                         reason, now};
+    mxgate::AbuseBlock b{
+        args[1], now + std::chrono::duration_cast<std::chrono::seconds>(dur).count(), reason, now};
     try {
       mxgate::addBlock(*store, b);
     } catch (const std::invalid_argument& e) {
@@ -211,7 +213,8 @@ int symbols(const std::string& file) {
   auto rt = mxgate::loadRuntime(file, nullptr);
   std::map<std::string, const mxgate::SymbolInfo*> sorted;
   for (const auto& [name, info] : rt->symbols.all()) sorted[name] = &info;
-  std::cout << fmt::format("{:<28}  {:>8}  {:<10}  {}\n", "SYMBOL", "WEIGHT", "FILTER", "DESCRIPTION");
+  std::cout << fmt::format("{:<28}  {:>8}  {:<10}  {}\n", "SYMBOL", "WEIGHT", "FILTER",
+                           "DESCRIPTION");
   for (const auto& [name, info] : sorted)
     std::cout << fmt::format("{:<28}  {:>8.2f}  {:<10}  {}\n", name, info->weight, info->filter,
                              info->description);

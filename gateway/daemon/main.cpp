@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <iostream>
 
-#include <asio/signal_set.hpp>
-#include <asio/ssl/context.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <asio/signal_set.hpp>
+#include <asio/ssl/context.hpp>
 
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
@@ -82,7 +82,8 @@ void setupLogging(const mxgate::Config& cfg, const std::string& level_override) 
     logger = spdlog::basic_logger_mt("mxgate", cfg.log_file);
   }
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ mxgate[%P]: %l: %v", spdlog::pattern_time_type::utc);
-  logger->set_level(spdlog::level::from_str(level_override.empty() ? cfg.log_level : level_override));
+  logger->set_level(
+      spdlog::level::from_str(level_override.empty() ? cfg.log_level : level_override));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
 }
@@ -96,7 +97,8 @@ std::shared_ptr<asio::ssl::context> loadTls(const mxgate::Config& cfg) {
   asio::error_code ec;
   ctx->use_certificate_chain_file(cfg.tls.cert_file, ec);
   if (ec)
-    throw std::runtime_error("tls.cert_file: cannot load " + cfg.tls.cert_file + ": " + ec.message() +
+    throw std::runtime_error("tls.cert_file: cannot load " + cfg.tls.cert_file + ": " +
+                             ec.message() +
                              " (generate one with tools/gen-cert.sh, or set tls.enabled = false)");
   ctx->use_private_key_file(cfg.tls.key_file, asio::ssl::context::pem, ec);
   if (ec)
@@ -111,9 +113,9 @@ int main(int argc, char** argv) {
   std::string level_override;
   bool check_only = false;
   static const option kOptions[] = {
-      {"config", required_argument, nullptr, 'c'},  {"check-config", no_argument, nullptr, 'k'},
+      {"config", required_argument, nullptr, 'c'},    {"check-config", no_argument, nullptr, 'k'},
       {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},        {nullptr, 0, nullptr, 0}};
+      {"version", no_argument, nullptr, 'V'},         {nullptr, 0, nullptr, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "c:hV", kOptions, nullptr)) != -1) {
     switch (opt) {
@@ -125,7 +127,8 @@ int main(int argc, char** argv) {
         break;
       case 'l':
         level_override = optarg;
-        if (spdlog::level::from_str(level_override) == spdlog::level::off && level_override != "off") {
+        if (spdlog::level::from_str(level_override) == spdlog::level::off &&
+            level_override != "off") {
           std::cerr << "mxgate: --log-level must be debug, info, warn or error\n";
           return 1;
         }
@@ -176,7 +179,8 @@ int main(int argc, char** argv) {
     services.tls.store(loadTls(cfg));
     mxgate::smtp::Server server(services, cfg.threads);
     server.bind(cfg.listen);
-    for (const std::string& d : {cfg.state_dir, cfg.spool_dir}) std::filesystem::create_directories(d);
+    for (const std::string& d : {cfg.state_dir, cfg.spool_dir})
+      std::filesystem::create_directories(d);
     mxgate::dropPrivileges(cfg.user, {cfg.state_dir, cfg.spool_dir});
 
     auto store = mxgate::openLmdbStore(cfg.state_dir + "/store", cfg.store_map_size);
@@ -189,11 +193,14 @@ int main(int argc, char** argv) {
       return 1;
     }
     services.runtime.store(rt);
-    mxgate::Spool spool(mxgate::Spool::Options{cfg.spool_dir + "/segments", cfg.spool_segment_size, nullptr});
+    mxgate::Spool spool(
+        mxgate::Spool::Options{cfg.spool_dir + "/segments", cfg.spool_segment_size, nullptr});
     services.spool = &spool;
-    spdlog::info("spool {}: {} message(s) in {} segment(s){}", spool.dir(), spool.recovery().records,
-                 spool.recovery().segments,
-                 spool.recovery().torn_segments ? " (some end in an unacknowledged partial write; see above)" : "");
+    spdlog::info("spool {}: {} message(s) in {} segment(s){}", spool.dir(),
+                 spool.recovery().records, spool.recovery().segments,
+                 spool.recovery().torn_segments
+                     ? " (some end in an unacknowledged partial write; see above)"
+                     : "");
 
     asio::signal_set signals(server.mainContext(), SIGHUP, SIGTERM, SIGINT);
     std::function<void()> wait_signal = [&] {
@@ -206,8 +213,10 @@ int main(int argc, char** argv) {
             auto next_tls = loadTls(next->config);
             const auto& old_cfg = services.runtime.load()->config;
             if (next->config.listen != old_cfg.listen || next->config.threads != old_cfg.threads ||
-                next->config.state_dir != old_cfg.state_dir || next->config.spool_dir != old_cfg.spool_dir)
-              spdlog::warn("reload: listen, threads and directories keep their old values until restart");
+                next->config.state_dir != old_cfg.state_dir ||
+                next->config.spool_dir != old_cfg.spool_dir)
+              spdlog::warn(
+                  "reload: listen, threads and directories keep their old values until restart");
             services.runtime.store(next);
             services.tls.store(next_tls);
             spdlog::info("reload: {} loaded (TLS {})", config_file, next_tls ? "on" : "off");
@@ -228,11 +237,12 @@ int main(int argc, char** argv) {
     std::string addrs;
     for (const auto& ep : cfg.listen) {
       if (!addrs.empty()) addrs += ", ";
-      addrs += (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) +
-               ":" + std::to_string(ep.port());
+      addrs +=
+          (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) +
+          ":" + std::to_string(ep.port());
     }
-    spdlog::info("mxgate {} ready: listening on {}, {} thread(s), {} filter(s), TLS {}", MXGATE_VERSION,
-                 addrs, server.threads(), rt->pipeline.entries().size(),
+    spdlog::info("mxgate {} ready: listening on {}, {} thread(s), {} filter(s), TLS {}",
+                 MXGATE_VERSION, addrs, server.threads(), rt->pipeline.entries().size(),
                  services.tls.load() ? "on" : "off");
     server.run();
     spdlog::info("stopped");

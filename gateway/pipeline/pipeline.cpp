@@ -5,11 +5,11 @@
 #include <optional>
 #include <string>
 
+#include <spdlog/spdlog.h>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include "gateway/config/table_reader.h"
 #include "gateway/pipeline/symbol_table.h"
@@ -17,7 +17,9 @@
 namespace mxgate {
 namespace {
 
-Stage firstStage(const FilterSpec& s) { return *std::min_element(s.stages.begin(), s.stages.end()); }
+Stage firstStage(const FilterSpec& s) {
+  return *std::min_element(s.stages.begin(), s.stages.end());
+}
 
 bool runsAt(const FilterSpec& s, Stage st) {
   return std::find(s.stages.begin(), s.stages.end(), st) != s.stages.end();
@@ -62,8 +64,8 @@ void Pipeline::build(TableReader& filters, const std::vector<FilterFactory>& reg
     known[spec.name] = true;
     spec.timeout = cfg.getDuration("timeout", spec.timeout);
     if (spec.timeout.count() <= 0) cfg.fail("timeout", "must be positive");
-    std::string on_error = cfg.getString(
-        "on_error", spec.fail_mode == FailMode::kTempfail ? "tempfail" : "skip");
+    std::string on_error =
+        cfg.getString("on_error", spec.fail_mode == FailMode::kTempfail ? "tempfail" : "skip");
     if (on_error == "tempfail") {
       spec.fail_mode = FailMode::kTempfail;
     } else if (on_error == "skip") {

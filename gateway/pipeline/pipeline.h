@@ -35,8 +35,8 @@ class Pipeline {
   // Reads [filters.<name>] for every registered filter (keys enabled,
   // timeout, on_error, then the filter's own), declares each enabled filter's
   // symbols in symbols, and orders the stages. Throws ConfigError.
-  void build(TableReader& filters, const std::vector<FilterFactory>& registry,
-             SymbolTable& symbols, const FilterDeps& deps);
+  void build(TableReader& filters, const std::vector<FilterFactory>& registry, SymbolTable& symbols,
+             const FilterDeps& deps);
 
   // Runs every filter of the stage in order until one rejects or tempfails.
   // A filter that throws or overruns its timeout follows its FailMode: skip

@@ -9,8 +9,7 @@ namespace mxgate::smtp {
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -29,7 +28,8 @@ std::string_view trimLeft(std::string_view s) {
 bool isAtext(unsigned char c, bool utf8) {
   if (std::isalnum(c)) return true;
   if (c >= 0x80) return utf8;
-  return std::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) != std::string_view::npos;
+  return std::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) !=
+         std::string_view::npos;
 }
 
 // Dot-string: atoms separated by single dots.
@@ -79,7 +79,8 @@ bool isDomain(std::string_view d, bool utf8) {
   while (start <= d.size()) {
     size_t dot = d.find('.', start);
     std::string_view label = d.substr(start, dot == std::string_view::npos ? d.npos : dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
     for (char ch : label) {
       unsigned char c = static_cast<unsigned char>(ch);
       if (!(std::isalnum(c) || c == '-' || (utf8 && c >= 0x80))) return false;
@@ -121,7 +122,8 @@ bool splitParams(std::string_view params, std::vector<Param>* out) {
     std::string_view item = params.substr(0, end);
     params = end == std::string_view::npos ? std::string_view() : params.substr(end);
     size_t eq = item.find('=');
-    Param p{item.substr(0, eq), eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1),
+    Param p{item.substr(0, eq),
+            eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1),
             eq != std::string_view::npos};
     if (p.key.empty()) return false;
     for (char c : p.key)
@@ -160,10 +162,20 @@ Command parseCommand(std::string_view line) {
   cmd.word = trimmed.substr(0, sp);
   cmd.arg = sp == std::string_view::npos ? std::string_view() : trimLeft(trimmed.substr(sp + 1));
   static constexpr std::array<std::pair<std::string_view, Verb>, 14> kVerbs{{
-      {"HELO", Verb::kHelo}, {"EHLO", Verb::kEhlo}, {"MAIL", Verb::kMail}, {"RCPT", Verb::kRcpt},
-      {"DATA", Verb::kData}, {"RSET", Verb::kRset}, {"NOOP", Verb::kNoop}, {"QUIT", Verb::kQuit},
-      {"VRFY", Verb::kVrfy}, {"EXPN", Verb::kExpn}, {"HELP", Verb::kHelp},
-      {"STARTTLS", Verb::kStartTls}, {"AUTH", Verb::kAuth}, {"BDAT", Verb::kBdat},
+      {"HELO", Verb::kHelo},
+      {"EHLO", Verb::kEhlo},
+      {"MAIL", Verb::kMail},
+      {"RCPT", Verb::kRcpt},
+      {"DATA", Verb::kData},
+      {"RSET", Verb::kRset},
+      {"NOOP", Verb::kNoop},
+      {"QUIT", Verb::kQuit},
+      {"VRFY", Verb::kVrfy},
+      {"EXPN", Verb::kExpn},
+      {"HELP", Verb::kHelp},
+      {"STARTTLS", Verb::kStartTls},
+      {"AUTH", Verb::kAuth},
+      {"BDAT", Verb::kBdat},
   }};
   for (const auto& [word, verb] : kVerbs) {
     if (iequals(cmd.word, word)) {
@@ -290,7 +302,8 @@ std::optional<ParseError> parseRcptParams(std::string_view params, Recipient* rc
       size_t start = 0;
       while (start <= p.value.size()) {
         size_t comma = p.value.find(',', start);
-        std::string_view item = p.value.substr(start, comma == std::string_view::npos ? p.value.npos : comma - start);
+        std::string_view item =
+            p.value.substr(start, comma == std::string_view::npos ? p.value.npos : comma - start);
         if (iequals(item, "NEVER")) {
           never = true;
         } else if (iequals(item, "SUCCESS") || iequals(item, "FAILURE") || iequals(item, "DELAY")) {

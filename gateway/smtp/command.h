@@ -13,8 +13,22 @@
 namespace mxgate::smtp {
 
 enum class Verb {
-  kHelo, kEhlo, kMail, kRcpt, kData, kRset, kNoop, kQuit, kVrfy, kExpn, kHelp, kStartTls,
-  kAuth, kBdat, kEmpty, kUnknown
+  kHelo,
+  kEhlo,
+  kMail,
+  kRcpt,
+  kData,
+  kRset,
+  kNoop,
+  kQuit,
+  kVrfy,
+  kExpn,
+  kHelp,
+  kStartTls,
+  kAuth,
+  kBdat,
+  kEmpty,
+  kUnknown
 };
 
 struct Command {
@@ -52,7 +66,8 @@ bool isValidMailbox(std::string_view s, bool utf8);
 
 // MAIL FROM parameters: SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH.
 // max_size 0 means no limit. Unknown parameters are 555 5.5.4 (RFC 5321 4.1.1.11).
-std::optional<ParseError> parseMailParams(std::string_view params, uint64_t max_size, Envelope* env);
+std::optional<ParseError> parseMailParams(std::string_view params, uint64_t max_size,
+                                          Envelope* env);
 // RCPT TO parameters: NOTIFY, ORCPT.
 std::optional<ParseError> parseRcptParams(std::string_view params, Recipient* rcpt);
 

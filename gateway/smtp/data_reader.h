@@ -42,13 +42,13 @@ class DataReader {
 
  private:
   enum class State {
-    kLineStart,      // after CRLF: a dot here may begin the end sequence
-    kLooseStart,     // after a bare LF (normalize mode): a dot here never ends
-    kMid,            // inside a line
-    kCr,             // saw CR inside a line
-    kDot,            // saw '.' at kLineStart
-    kDotCr,          // saw ".\r" at kLineStart
-    kLooseDot,       // saw '.' at kLooseStart
+    kLineStart,   // after CRLF: a dot here may begin the end sequence
+    kLooseStart,  // after a bare LF (normalize mode): a dot here never ends
+    kMid,         // inside a line
+    kCr,          // saw CR inside a line
+    kDot,         // saw '.' at kLineStart
+    kDotCr,       // saw ".\r" at kLineStart
+    kLooseDot,    // saw '.' at kLooseStart
     kDone,
   };
 

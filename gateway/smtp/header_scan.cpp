@@ -32,7 +32,8 @@ size_t scanHeaders(std::string_view m, const std::function<bool(const HeaderFiel
     size_t value_end = end;
     if (value_end > colon && m[value_end - 1] == '\n') --value_end;
     if (value_end > colon && m[value_end - 1] == '\r') --value_end;
-    HeaderField f{m.substr(pos, colon - pos), m.substr(colon + 1, value_end - colon - 1), colon + 1};
+    HeaderField f{m.substr(pos, colon - pos), m.substr(colon + 1, value_end - colon - 1),
+                  colon + 1};
     if (!fn(f)) return end;
     pos = end;
   }
@@ -42,7 +43,8 @@ size_t scanHeaders(std::string_view m, const std::function<bool(const HeaderFiel
 size_t countHeader(std::string_view message, std::string_view name) {
   size_t n = 0;
   scanHeaders(message, [&](const HeaderField& f) {
-    if (f.name.size() == name.size() && strncasecmp(f.name.data(), name.data(), name.size()) == 0) ++n;
+    if (f.name.size() == name.size() && strncasecmp(f.name.data(), name.data(), name.size()) == 0)
+      ++n;
     return true;
   });
   return n;

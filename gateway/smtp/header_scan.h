@@ -9,9 +9,9 @@
 namespace mxgate::smtp {
 
 struct HeaderField {
-  std::string_view name;   // as written, without the colon
-  std::string_view value;  // raw, folded, without the final CRLF
-  size_t value_offset = 0; // offset of value in the message
+  std::string_view name;    // as written, without the colon
+  std::string_view value;   // raw, folded, without the final CRLF
+  size_t value_offset = 0;  // offset of value in the message
 };
 
 // Visits header fields in order until fn returns false or the header section

@@ -85,13 +85,14 @@ MessageEdit buildMessageEdit(const MessageEditInput& in, std::string_view messag
                   headerSafe(in.session.client_name), in.session.client_ip.to_string());
   e.prepend_ = "Received: " + from + "\r\n\tby " + cfg.hostname + " (mxgate) with " +
                protocolName(in.session) + " id " + in.queue_id;
-  if (in.envelope.rcpts.size() == 1) e.prepend_ += "\r\n\tfor <" + in.envelope.rcpts[0].address + ">";
+  if (in.envelope.rcpts.size() == 1)
+    e.prepend_ += "\r\n\tfor <" + in.envelope.rcpts[0].address + ">";
   e.prepend_ += "; " + rfc5322Date(std::chrono::system_clock::now()) + "\r\n";
   if (!cfg.policy.status_header.empty()) {
-    e.prepend_ += foldHeader(cfg.policy.status_header,
-                             fmt::format("{}; action={}; score={:.2f}; symbols={}", cfg.hostname,
-                                         actionName(in.action), in.result.score(),
-                                         in.trace.empty() ? "none" : in.trace));
+    e.prepend_ += foldHeader(
+        cfg.policy.status_header,
+        fmt::format("{}; action={}; score={:.2f}; symbols={}", cfg.hostname, actionName(in.action),
+                    in.result.score(), in.trace.empty() ? "none" : in.trace));
   }
   if (in.action >= Action::kAddHeader) {
     e.prepend_ += "X-Spam-Flag: YES\r\n";

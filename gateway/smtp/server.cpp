@@ -1,14 +1,14 @@
 #include "gateway/smtp/server.h"
 
-#include <asio/experimental/as_tuple.hpp>
+#include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include "gateway/smtp/session.h"
 
@@ -30,8 +30,10 @@ void Server::bind(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
     if (!ec) acc->bind(ep, ec);
     if (!ec) acc->listen(1024, ec);
     if (ec) {
-      std::string where = ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" : ep.address().to_string() + ":";
-      throw std::runtime_error("cannot listen on " + where + std::to_string(ep.port()) + ": " + ec.message());
+      std::string where = ep.address().is_v6() ? "[" + ep.address().to_string() + "]:"
+                                               : ep.address().to_string() + ":";
+      throw std::runtime_error("cannot listen on " + where + std::to_string(ep.port()) + ": " +
+                               ec.message());
     }
     acceptors_.push_back(std::move(acc));
   }
@@ -40,7 +42,8 @@ void Server::bind(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
 asio::awaitable<void> Server::acceptLoop(asio::ip::tcp::acceptor& acceptor) {
   while (acceptor.is_open()) {
     asio::io_context& target = *contexts_[next_++ % contexts_.size()];
-    auto [ec, socket] = co_await acceptor.async_accept(target, asio::experimental::as_tuple(asio::use_awaitable));
+    auto [ec, socket] =
+        co_await acceptor.async_accept(target, asio::experimental::as_tuple(asio::use_awaitable));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       // EMFILE and friends: log, back off briefly, keep serving.
@@ -50,15 +53,16 @@ asio::awaitable<void> Server::acceptLoop(asio::ip::tcp::acceptor& acceptor) {
       continue;
     }
     auto session = std::make_shared<Session>(std::move(socket), services_);
-    asio::co_spawn(target, [session]() { return session->run(); },
-                   [](std::exception_ptr e) {
-                     if (!e) return;
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       spdlog::error("session ended by exception: {}", ex.what());
-                     }
-                   });
+    asio::co_spawn(
+        target, [session]() { return session->run(); },
+        [](std::exception_ptr e) {
+          if (!e) return;
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            spdlog::error("session ended by exception: {}", ex.what());
+          }
+        });
   }
 }
 
@@ -67,7 +71,8 @@ void Server::run() {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& c : contexts_) guards.push_back(asio::make_work_guard(*c));
   std::vector<std::thread> threads;
-  for (size_t i = 1; i < contexts_.size(); ++i) threads.emplace_back([this, i] { contexts_[i]->run(); });
+  for (size_t i = 1; i < contexts_.size(); ++i)
+    threads.emplace_back([this, i] { contexts_[i]->run(); });
   contexts_[0]->run();
   for (auto& c : contexts_) c->stop();
   for (auto& t : threads) t.join();

@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <ctime>
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
 
 #include "gateway/pipeline/policy.h"
 #include "gateway/smtp/command.h"
@@ -22,11 +22,12 @@ namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr auto kFinalWriteTimeout = std::chrono::seconds(10);
-using asio::experimental::as_tuple;
 using asio::use_awaitable;
+using asio::experimental::as_tuple;
 
 bool hasNonAscii(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
 }
 
 }  // namespace
@@ -71,9 +72,11 @@ asio::awaitable<bool> Session::flush() {
   if (out_.empty()) co_return true;
   asio::error_code ec;
   if (tls_) {
-    std::tie(ec, std::ignore) = co_await asio::async_write(*tls_, asio::buffer(out_), as_tuple(use_awaitable));
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(*tls_, asio::buffer(out_), as_tuple(use_awaitable));
   } else {
-    std::tie(ec, std::ignore) = co_await asio::async_write(socket_, asio::buffer(out_), as_tuple(use_awaitable));
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(socket_, asio::buffer(out_), as_tuple(use_awaitable));
   }
   out_.clear();
   co_return !ec;
@@ -125,8 +128,8 @@ asio::awaitable<Session::ReadResult> Session::readLine(std::string* line) {
     }
     // While shutting down, a client that just finished a command gets a
     // short while to QUIT (or to hear 421 for anything else).
-    armDeadline(shutting_down_ ? std::min<std::chrono::milliseconds>(rt_->config.smtp.command_timeout,
-                                                                     std::chrono::seconds(2))
+    armDeadline(shutting_down_ ? std::min<std::chrono::milliseconds>(
+                                     rt_->config.smtp.command_timeout, std::chrono::seconds(2))
                                : rt_->config.smtp.command_timeout);
     awaiting_command_ = true;
     size_t n = co_await readSome();
@@ -221,7 +224,8 @@ asio::awaitable<void> Session::run() {
                                          cfg.smtp.max_connections_per_ip);
   bool refused_greeting = false;
   if (limit == ConnectionLimiter::Verdict::kTooManyTotal) {
-    spdlog::warn("session {}: refused {}: too many connections ({})", info_.id, client, cfg.smtp.max_connections);
+    spdlog::warn("session {}: refused {}: too many connections ({})", info_.id, client,
+                 cfg.smtp.max_connections);
     reply(421, "4.3.2", cfg.hostname + " Too many connections, try again later");
     closing_ = true;
   } else if (limit == ConnectionLimiter::Verdict::kTooManyFromIp) {
@@ -296,9 +300,9 @@ asio::awaitable<void> Session::run() {
   socket_.close(ec);
   if (limiter_slot_) services_.limiter.release(info_.client_ip);
   rt_->pipeline.sessionEnded(info_, stats_);
-  spdlog::debug("session {}: disconnect from {} accepted={} refused={} bad_rcpt={} bad_cmd={}", info_.id,
-                client, stats_.messages_accepted, stats_.messages_refused, stats_.bad_recipients,
-                stats_.bad_commands);
+  spdlog::debug("session {}: disconnect from {} accepted={} refused={} bad_rcpt={} bad_cmd={}",
+                info_.id, client, stats_.messages_accepted, stats_.messages_refused,
+                stats_.bad_recipients, stats_.bad_commands);
 }
 
 asio::awaitable<void> Session::dispatch(const Command& cmd) {
@@ -397,7 +401,8 @@ asio::awaitable<void> Session::onHelo(const Command& cmd, bool esmtp) {
                                  "SIZE " + std::to_string(cfg.smtp.max_message_size)};
   if (cfg.smtp.vrfy) lines.push_back("VRFY");
   if (tls_ctx_ && !tls_) lines.push_back("STARTTLS");
-  for (const char* ext : {"ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"}) lines.push_back(ext);
+  for (const char* ext : {"ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"})
+    lines.push_back(ext);
   for (size_t i = 0; i < lines.size(); ++i) {
     out_ += i + 1 < lines.size() ? "250-" : "250 ";
     out_ += lines[i];
@@ -444,9 +449,9 @@ asio::awaitable<void> Session::onMail(const Command& cmd) {
   result_ = session_result_;
   StageResult r = co_await runStage(Stage::kMail);
   if (r.kind != StageResult::Kind::kContinue) {
-    spdlog::info("{}: client={}[{}] from=<{}> refused at MAIL: {} {} {}", queue_id_, info_.client_name,
-                 info_.client_ip.to_string(), env_.mail_from, r.reply.code, r.reply.enhanced,
-                 r.reply.text);
+    spdlog::info("{}: client={}[{}] from=<{}> refused at MAIL: {} {} {}", queue_id_,
+                 info_.client_name, info_.client_ip.to_string(), env_.mail_from, r.reply.code,
+                 r.reply.enhanced, r.reply.text);
     reply(r.reply);
     ++stats_.messages_refused;
     if (r.disconnect) closing_ = true;
@@ -494,8 +499,9 @@ asio::awaitable<void> Session::onRcpt(const Command& cmd) {
   const bool postmaster = local == "postmaster" && (domain.empty() || dom != nullptr);
   auto refuse = [&](int code, const char* enhanced, const std::string& text) {
     ++stats_.bad_recipients;
-    spdlog::info("{}: client={}[{}] from=<{}> to=<{}> refused: {} {} {}", queue_id_, info_.client_name,
-                 info_.client_ip.to_string(), env_.mail_from, rcpt.address, code, enhanced, text);
+    spdlog::info("{}: client={}[{}] from=<{}> to=<{}> refused: {} {} {}", queue_id_,
+                 info_.client_name, info_.client_ip.to_string(), env_.mail_from, rcpt.address, code,
+                 enhanced, text);
     if (stats_.bad_recipients >= static_cast<uint32_t>(cfg.smtp.max_bad_recipients)) {
       reply(421, "4.7.0", cfg.hostname + " Error: too many unknown recipients, closing");
       closing_ = true;
@@ -533,7 +539,10 @@ void Session::onVrfy(const Command& cmd) {
   std::string_view a = cmd.arg;
   if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = a.substr(1, a.size() - 2);
   bool word = !a.empty() && a.find('@') == std::string_view::npos &&
-              std::all_of(a.begin(), a.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' || c == '+'; });
+              std::all_of(a.begin(), a.end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                       c == '_' || c == '+';
+              });
   if (!word && !isValidMailbox(a, true)) {
     badCommand(501, "5.1.3", "Error: bad address syntax");
     return;
@@ -587,10 +596,11 @@ asio::awaitable<void> Session::onStartTls(const Command& cmd) {
   in_pos_ = 0;
   tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_ctx_);
   armDeadline(rt_->config.smtp.command_timeout);
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, as_tuple(use_awaitable));
+  auto [ec] =
+      co_await tls_->async_handshake(asio::ssl::stream_base::server, as_tuple(use_awaitable));
   if (ec) {
-    spdlog::info("session {}: TLS handshake with {} failed: {}", info_.id, info_.client_ip.to_string(),
-                 ec.message());
+    spdlog::info("session {}: TLS handshake with {} failed: {}", info_.id,
+                 info_.client_ip.to_string(), ec.message());
     tls_failed_ = true;
     closing_ = true;
     co_return;

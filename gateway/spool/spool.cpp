@@ -12,16 +12,30 @@
 
 namespace mxgate {
 
-int FileOps::open(const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); }
-ssize_t FileOps::writev(int fd, const iovec* iov, int count) { return ::writev(fd, iov, count); }
-int FileOps::fdatasync(int fd) { return ::fdatasync(fd); }
-int FileOps::fsync(int fd) { return ::fsync(fd); }
-int FileOps::ftruncate(int fd, off_t length) { return ::ftruncate(fd, length); }
-int FileOps::close(int fd) { return ::close(fd); }
+int FileOps::open(const char* path, int flags, mode_t mode) {
+  return ::open(path, flags, mode);
+}
+ssize_t FileOps::writev(int fd, const iovec* iov, int count) {
+  return ::writev(fd, iov, count);
+}
+int FileOps::fdatasync(int fd) {
+  return ::fdatasync(fd);
+}
+int FileOps::fsync(int fd) {
+  return ::fsync(fd);
+}
+int FileOps::ftruncate(int fd, off_t length) {
+  return ::ftruncate(fd, length);
+}
+int FileOps::close(int fd) {
+  return ::close(fd);
+}
 
 namespace {
 
-std::error_code lastError() { return {errno, std::system_category()}; }
+std::error_code lastError() {
+  return {errno, std::system_category()};
+}
 
 std::string segmentPath(const std::string& dir, uint64_t n) {
   char name[32];
@@ -31,12 +45,14 @@ std::string segmentPath(const std::string& dir, uint64_t n) {
 
 }  // namespace
 
-Spool::Spool(Options options) : options_(std::move(options)), ops_(options_.ops ? options_.ops : &default_ops_) {
+Spool::Spool(Options options)
+    : options_(std::move(options)), ops_(options_.ops ? options_.ops : &default_ops_) {
   std::error_code ec;
   std::filesystem::create_directories(options_.dir, ec);
   if (ec) throw std::system_error(ec, "cannot create spool directory " + options_.dir);
   dir_fd_ = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd_ < 0) throw std::system_error(lastError(), "cannot open spool directory " + options_.dir);
+  if (dir_fd_ < 0)
+    throw std::system_error(lastError(), "cannot open spool directory " + options_.dir);
   // Recovery: every complete record is an acknowledged or at least durable
   // message. A torn tail was never acknowledged (its batch never synced), so
   // it is logged and left alone; new records always go to a new segment.
@@ -46,8 +62,9 @@ Spool::Spool(Options options) : options_(std::move(options)), ops_(options_.ops 
     recovery_.records += rep.records;
     if (rep.unreadable > 0) {
       recovery_.unreadable += rep.unreadable;
-      spdlog::error("spool: {}: {} complete record(s) with an unreadable envelope are kept but skipped",
-                    path, rep.unreadable);
+      spdlog::error(
+          "spool: {}: {} complete record(s) with an unreadable envelope are kept but skipped", path,
+          rep.unreadable);
     }
     if (rep.trailing_bytes > 0) {
       ++recovery_.torn_segments;
@@ -169,7 +186,8 @@ std::error_code Spool::writeBatch(std::deque<Pending>& batch, std::vector<SpoolL
     uint32_t crc = static_cast<uint32_t>(
         crc32_z(0L, reinterpret_cast<const Bytef*>(p.head.data()), p.head.size()));
     for (auto part : p.body)
-      crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(part.data()), part.size()));
+      crc = static_cast<uint32_t>(
+          crc32_z(crc, reinterpret_cast<const Bytef*>(part.data()), part.size()));
     p.tail.clear();
     putLe32(&p.tail, crc);
     putLe32(&p.tail, kRecordEnd);

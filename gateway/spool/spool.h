@@ -27,9 +27,9 @@
 #include <thread>
 #include <vector>
 
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/async_result.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 

@@ -213,7 +213,8 @@ SegmentReport readSegment(const std::string& path, uint64_t segment,
     view.segment = segment;
     view.offset = pos;
     std::string_view meta(reinterpret_cast<const char*>(r + kRecordHeaderSize), meta_len);
-    view.body = std::string_view(reinterpret_cast<const char*>(r + kRecordHeaderSize + meta_len), body_len);
+    view.body =
+        std::string_view(reinterpret_cast<const char*>(r + kRecordHeaderSize + meta_len), body_len);
     pos += payload + kRecordTrailerSize;
     rep.valid_bytes = pos;
     // A checksummed record is framed correctly even if its envelope cannot

@@ -64,10 +64,11 @@ struct SpoolRecordView {
 
 struct SegmentReport {
   uint64_t records = 0;
-  uint64_t unreadable = 0;    // complete records whose envelope could not be decoded
-  uint64_t valid_bytes = 0;   // end of the last complete record
-  uint64_t trailing_bytes = 0;  // bytes after it (an unacknowledged torn write); 0 if the caller stopped early
-  std::string problem;        // why reading stopped early, if it did
+  uint64_t unreadable = 0;   // complete records whose envelope could not be decoded
+  uint64_t valid_bytes = 0;  // end of the last complete record
+  uint64_t trailing_bytes =
+      0;  // bytes after it (an unacknowledged torn write); 0 if the caller stopped early
+  std::string problem;  // why reading stopped early, if it did
 };
 
 // Reads one segment file; calls fn for every complete record until fn returns false.

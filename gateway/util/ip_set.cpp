@@ -53,7 +53,8 @@ std::optional<Network> Network::parse(std::string_view text) {
 }
 
 std::string Network::str() const {
-  bool v4 = prefix >= 96 && std::all_of(base.begin(), base.begin() + 10, [](uint8_t b) { return b == 0; }) &&
+  bool v4 = prefix >= 96 &&
+            std::all_of(base.begin(), base.begin() + 10, [](uint8_t b) { return b == 0; }) &&
             base[10] == 0xff && base[11] == 0xff;
   if (v4) {
     asio::ip::address_v4::bytes_type b{base[12], base[13], base[14], base[15]};
@@ -86,6 +87,8 @@ std::optional<Network> IpSet::match(const asio::ip::address& addr) const {
   return std::nullopt;
 }
 
-bool IpSet::contains(const asio::ip::address& addr) const { return match(addr).has_value(); }
+bool IpSet::contains(const asio::ip::address& addr) const {
+  return match(addr).has_value();
+}
 
 }  // namespace mxgate

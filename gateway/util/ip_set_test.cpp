@@ -5,7 +5,9 @@
 namespace mxgate {
 namespace {
 
-asio::ip::address ip(const char* s) { return asio::ip::make_address(s); }
+asio::ip::address ip(const char* s) {
+  return asio::ip::make_address(s);
+}
 
 TEST(IpSet, MatchesV4AndV6Prefixes) {
   IpSet set;
@@ -43,8 +45,8 @@ TEST(IpSet, ZeroPrefixes) {
 }
 
 TEST(Network, RejectsMalformed) {
-  for (const char* bad : {"", "1.2.3", "1.2.3.4/33", "1.2.3.4/", "::1/129", "host.example", "1.2.3.4/x",
-                          "1.2.3.4/-1"}) {
+  for (const char* bad : {"", "1.2.3", "1.2.3.4/33", "1.2.3.4/", "::1/129", "host.example",
+                          "1.2.3.4/x", "1.2.3.4/-1"}) {
     EXPECT_FALSE(Network::parse(bad)) << bad;
   }
   EXPECT_EQ(Network::parse("192.0.2.77/24")->str(), "192.0.2.0/24");
