@@ -2,15 +2,10 @@
 
 #include <algorithm>
 
+#include "gateway/util/strings.h"
+
 namespace mxgate {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
 
 bool validDomain(std::string_view d) {
   return !d.empty() && d.front() != '.' && d.back() != '.' &&
@@ -74,7 +69,7 @@ bool SenderPatternSet::add(std::string_view pattern, std::string* error) {
     *error = std::string(why) + ": \"" + std::string(pattern) + "\"";
     return false;
   }
-  std::string p = lower(pattern);
+  std::string p = toLower(pattern);
   auto at = p.find('@');
   std::string_view local = at == std::string::npos ? "*" : std::string_view(p).substr(0, at);
   std::string_view domain = at == std::string::npos ? p : std::string_view(p).substr(at + 1);
@@ -91,7 +86,7 @@ bool SenderPatternSet::add(std::string_view pattern, std::string* error) {
 
 const std::string* SenderPatternSet::match(std::string_view sender) const {
   if (sender.empty() || size_ == 0) return nullptr;
-  std::string s = lower(sender);
+  std::string s = toLower(sender);
   if (auto it = addresses_.find(s); it != addresses_.end()) return &it->second;
   auto at = s.rfind('@');
   std::string_view domain = at == std::string::npos ? "" : std::string_view(s).substr(at + 1);

@@ -47,11 +47,11 @@ asio::ip::tcp::endpoint parseListen(TableReader& r, const std::string& text) {
 void readDomains(TableReader& root, Config& c) {
   for (TableReader& d : root.getTableArray("domains")) {
     DomainConfig dom;
-    dom.name = smtp::toLower(d.getString("name", ""));
+    dom.name = toLower(d.getString("name", ""));
     if (dom.name.empty()) d.fail("name", "every [[domains]] entry needs a name");
     if (c.domain_index.count(dom.name)) d.fail("name", "domain " + dom.name + " is listed twice");
     auto add_user = [&](const std::string& user, const std::string& file, uint32_t line) {
-      std::string u = smtp::toLower(user);
+      std::string u = toLower(user);
       // "alice" or "alice@domain"; the domain part must be this domain.
       if (auto at = u.rfind('@'); at != std::string::npos) {
         if (u.substr(at + 1) != dom.name)

@@ -8,10 +8,13 @@
 
 namespace mxgate {
 
+// what() is "file:line: message", or "file: message" when no line applies
+// (line 0: the file as a whole, e.g. it cannot be read).
 class ConfigError : public std::runtime_error {
  public:
   ConfigError(std::string file, uint32_t line, const std::string& message)
-      : std::runtime_error(file + ":" + std::to_string(line) + ": " + message),
+      : std::runtime_error(file + (line ? ":" + std::to_string(line) : std::string()) + ": " +
+                           message),
         file_(std::move(file)),
         line_(line),
         message_(message) {}

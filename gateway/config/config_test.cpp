@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "gateway/util/temp_dir.h"
+
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
 
@@ -18,31 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "/config_test.XXXXXX";
-    char* made = mkdtemp(tmpl.data());
-    if (made == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = fs::path(made).lexically_normal().string();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
-  // Writes name (which may include folders) under the directory; returns its path.
-  std::string write(const std::string& name, const std::string& text) const {
-    fs::path p = fs::path(path_) / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-    return p.string();
-  }
-
- private:
-  std::string path_;
-};
+using mxgate::testing::TempDir;
 
 // Restores the working directory when it goes.
 class CwdGuard {

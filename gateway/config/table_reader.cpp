@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <limits>
 
 namespace mxgate {
@@ -225,7 +227,11 @@ toml::value parseTomlFile(const std::string& file) {
     if (reason.rfind("[error] ", 0) == 0) reason = reason.substr(8);
     throw ConfigError(file, static_cast<uint32_t>(e.location().line()), "syntax error: " + reason);
   } catch (const std::runtime_error& e) {
-    throw ConfigError(file, 0, e.what());
+    // toml11 reports an unreadable file as "file open error -> path".
+    std::string what = e.what();
+    if (what.find("file open error") != std::string::npos)
+      throw ConfigError(file, 0, std::string("cannot read the file: ") + std::strerror(errno));
+    throw ConfigError(file, 0, what);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -182,6 +183,13 @@ int main(int argc, char** argv) {
     for (const std::string& d : {cfg.state_dir, cfg.spool_dir})
       std::filesystem::create_directories(d);
     mxgate::dropPrivileges(cfg.user, {cfg.state_dir, cfg.spool_dir});
+    for (const auto& [key, dir] :
+         {std::pair{"server.state_dir", cfg.state_dir}, {"server.spool_dir", cfg.spool_dir}}) {
+      if (access(dir.c_str(), W_OK | X_OK) != 0)
+        throw std::runtime_error(std::string(key) + ": " + dir +
+                                 " is not writable by the daemon's user (" + std::strerror(errno) +
+                                 "; check the permissions of its parent directories)");
+    }
 
     auto store = mxgate::openLmdbStore(cfg.state_dir + "/store", cfg.store_map_size);
     services.store = store.get();

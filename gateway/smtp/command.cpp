@@ -5,15 +5,10 @@
 #include <cctype>
 #include <charconv>
 
+#include "gateway/util/strings.h"
+
 namespace mxgate::smtp {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string_view trimRight(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -133,12 +128,6 @@ bool splitParams(std::string_view params, std::vector<Param>* out) {
 }
 
 }  // namespace
-
-std::string toLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string domainOf(std::string_view address) {
   size_t at = address.rfind('@');

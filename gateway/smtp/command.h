@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gateway/pipeline/types.h"
+#include "gateway/util/strings.h"
 
 namespace mxgate::smtp {
 
@@ -74,6 +75,5 @@ std::optional<ParseError> parseRcptParams(std::string_view params, Recipient* rc
 // The domain of an address (after the last '@'), lowercased; empty if none.
 std::string domainOf(std::string_view address);
 std::string localPartOf(std::string_view address);
-std::string toLower(std::string_view s);
 
 }  // namespace mxgate::smtp
