@@ -173,6 +173,29 @@ static Config readConfig(const std::string& file, TableReader& root) {
   c.tls.key_file = c.resolvePath(tls.getString("key_file", "/etc/mxgate/tls/key.pem"));
   tls.finish();
 
+  TableReader delivery = root.getTable("delivery");
+  DeliveryConfig& dc = c.delivery;
+  dc.hold = delivery.getBool("hold", false);
+  dc.maildir_root = c.resolvePath(delivery.getString("maildir_root", "/var/mail/mxgate"));
+  dc.quota = delivery.getSize("quota", 0);
+  if (delivery.has("retry_schedule")) {
+    auto [file, line] = delivery.where("retry_schedule");
+    dc.retry_schedule.clear();
+    for (const std::string& text : delivery.getStringList("retry_schedule", {})) {
+      auto d = parseDuration(text);
+      if (!d || d->count() < 1000)
+        throw ConfigError(
+            file, line,
+            "delivery.retry_schedule: \"" + text + "\" is not a duration of at least 1s");
+      dc.retry_schedule.push_back(std::chrono::duration_cast<std::chrono::seconds>(*d));
+    }
+    if (dc.retry_schedule.empty()) delivery.fail("retry_schedule", "needs at least one interval");
+  }
+  dc.max_lifetime = std::chrono::duration_cast<std::chrono::seconds>(
+      delivery.getDuration("max_lifetime", dc.max_lifetime));
+  if (dc.max_lifetime.count() < 60) delivery.fail("max_lifetime", "must be at least 1m");
+  delivery.finish();
+
   TableReader relay = root.getTable("relay");
   auto [rfile, rline] = relay.where("trusted_networks");
   for (const std::string& n : relay.getStringList("trusted_networks", {})) {

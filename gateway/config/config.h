@@ -52,6 +52,20 @@ struct PolicyConfig {
   std::string reject_text = "Message rejected as spam";
 };
 
+struct DeliveryConfig {
+  // Accept and keep mail in the spool without delivering it (maintenance,
+  // or a backup MX holding for its primary). Takes effect at start.
+  bool hold = false;
+  // Local mailboxes: <maildir_root>/<domain>/<local part>/Maildir.
+  std::string maildir_root;
+  uint64_t quota = 0;  // bytes per mailbox; 0: none
+  // Waits between attempts for a deferred recipient; the last repeats.
+  std::vector<std::chrono::seconds> retry_schedule{
+      std::chrono::minutes(15), std::chrono::minutes(30), std::chrono::minutes(60),
+      std::chrono::minutes(90), std::chrono::hours(4)};
+  std::chrono::seconds max_lifetime{std::chrono::hours(24 * 5)};
+};
+
 struct TlsConfig {
   bool enabled = true;
   std::string cert_file;
@@ -76,6 +90,7 @@ struct Config {
 
   SmtpConfig smtp;
   TlsConfig tls;
+  DeliveryConfig delivery;
   IpSet trusted_networks;
   std::vector<DomainConfig> domains;
   std::unordered_map<std::string, size_t> domain_index;

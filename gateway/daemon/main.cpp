@@ -16,6 +16,8 @@
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
 #include "gateway/daemon/privileges.h"
+#include "gateway/queue/maildir_agent.h"
+#include "gateway/queue/queue_manager.h"
 #include "gateway/smtp/server.h"
 #include "gateway/version.h"
 #include "store/kv_store.h"
@@ -180,11 +182,12 @@ int main(int argc, char** argv) {
     services.tls.store(loadTls(cfg));
     mxgate::smtp::Server server(services, cfg.threads);
     server.bind(cfg.listen);
-    for (const std::string& d : {cfg.state_dir, cfg.spool_dir})
+    for (const std::string& d : {cfg.state_dir, cfg.spool_dir, cfg.delivery.maildir_root})
       std::filesystem::create_directories(d);
-    mxgate::dropPrivileges(cfg.user, {cfg.state_dir, cfg.spool_dir});
-    for (const auto& [key, dir] :
-         {std::pair{"server.state_dir", cfg.state_dir}, {"server.spool_dir", cfg.spool_dir}}) {
+    mxgate::dropPrivileges(cfg.user, {cfg.state_dir, cfg.spool_dir, cfg.delivery.maildir_root});
+    for (const auto& [key, dir] : {std::pair{"server.state_dir", cfg.state_dir},
+                                   {"server.spool_dir", cfg.spool_dir},
+                                   {"delivery.maildir_root", cfg.delivery.maildir_root}}) {
       if (access(dir.c_str(), W_OK | X_OK) != 0)
         throw std::runtime_error(std::string(key) + ": " + dir +
                                  " is not writable by the daemon's user (" + std::strerror(errno) +
@@ -204,6 +207,28 @@ int main(int argc, char** argv) {
     mxgate::Spool spool(
         mxgate::Spool::Options{cfg.spool_dir + "/segments", cfg.spool_segment_size, nullptr});
     services.spool = &spool;
+
+    // Delivery: local domains go to Maildirs; other domains wait for the
+    // outbound agents (deferred with a clear reply, never dropped).
+    mxgate::MaildirAgent local({cfg.delivery.maildir_root, cfg.delivery.quota, cfg.hostname});
+    mxgate::QueueManager::Options qopt;
+    qopt.segments_dir = spool.dir();
+    qopt.store = store.get();
+    qopt.local = &local;
+    qopt.route = [&services, &local](const std::string& domain) -> mxgate::DeliveryAgent* {
+      if (domain.empty() || services.runtime.load()->config.findDomain(domain)) return &local;
+      return nullptr;
+    };
+    qopt.retry_schedule = cfg.delivery.retry_schedule;
+    qopt.max_lifetime = cfg.delivery.max_lifetime;
+    qopt.current_segment = [&spool] { return spool.currentSegment(); };
+    mxgate::QueueManager queue(std::move(qopt));
+    if (cfg.delivery.hold) {
+      spdlog::warn("delivery.hold is set: accepted mail stays in the spool until it is unset (restart)");
+    } else {
+      queue.start();
+      services.queue = &queue;
+    }
     spdlog::info("spool {}: {} message(s) in {} segment(s){}", spool.dir(),
                  spool.recovery().records, spool.recovery().segments,
                  spool.recovery().torn_segments
@@ -253,6 +278,7 @@ int main(int argc, char** argv) {
                  MXGATE_VERSION, addrs, server.threads(), rt->pipeline.entries().size(),
                  services.tls.load() ? "on" : "off");
     server.run();
+    queue.stop();
     spdlog::info("stopped");
     return 0;
   } catch (const std::exception& e) {

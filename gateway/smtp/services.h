@@ -17,6 +17,7 @@
 namespace mxgate {
 
 class KvStore;
+class QueueManager;
 
 // Counts open connections overall and per client address.
 class ConnectionLimiter {
@@ -38,6 +39,7 @@ struct Services {
   std::atomic<std::shared_ptr<const Runtime>> runtime;
   Spool* spool = nullptr;
   KvStore* store = nullptr;
+  QueueManager* queue = nullptr;  // told about every spooled message
   // Swapped on reload (renewed certificates); null when TLS is off. A
   // session holds the context it started TLS with for its whole life.
   std::atomic<std::shared_ptr<asio::ssl::context>> tls;

@@ -12,6 +12,7 @@
 #include <asio/write.hpp>
 
 #include "gateway/pipeline/policy.h"
+#include "gateway/queue/queue_manager.h"
 #include "gateway/smtp/command.h"
 #include "gateway/smtp/data_reader.h"
 #include "gateway/smtp/header_scan.h"
@@ -752,6 +753,8 @@ asio::awaitable<void> Session::finishMessage(bool bare_lf, bool bare_cr, bool ov
     refuse(r, "tempfail_spool");
     co_return;
   }
+  // Durable now; hand it to delivery before saying 250 (enqueue never blocks).
+  if (services_.queue != nullptr) services_.queue->enqueue(meta, loc);
   ++stats_.messages_accepted;
   logMessage(actionName(action), ok, spent());
   reply(ok);

@@ -37,12 +37,6 @@ std::error_code lastError() {
   return {errno, std::system_category()};
 }
 
-std::string segmentPath(const std::string& dir, uint64_t n) {
-  char name[32];
-  std::snprintf(name, sizeof name, "seg-%016llx.dat", static_cast<unsigned long long>(n));
-  return dir + "/" + name;
-}
-
 }  // namespace
 
 Spool::Spool(Options options)
@@ -73,6 +67,9 @@ Spool::Spool(Options options)
     }
     segment_ = std::max(segment_, n);
   }
+  // No segment is open yet: the first one will be segment_ + 1, and every
+  // existing one is already closed for good.
+  current_ = segment_ + 1;
   writer_ = std::thread([this] { writerLoop(); });
 }
 
@@ -144,6 +141,7 @@ void Spool::writerLoop() {
 
 std::error_code Spool::openSegment() {
   ++segment_;
+  current_ = segment_;
   std::string path = segmentPath(options_.dir, segment_);
   int fd = ops_->open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return lastError();

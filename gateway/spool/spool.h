@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -89,6 +90,9 @@ class Spool {
   const std::string& dir() const { return options_.dir; }
   // Batches and syncs so far (for the log and benchmarks).
   uint64_t syncCount() const;
+  // The segment records are appended to now (or will be, once one is
+  // opened). Segments below it are closed for good.
+  uint64_t currentSegment() const { return current_.load(); }
 
  private:
   struct Pending {
@@ -118,6 +122,7 @@ class Spool {
   // Writer-thread state.
   int fd_ = -1;
   uint64_t segment_ = 0;
+  std::atomic<uint64_t> current_{0};  // segment_, for other threads; 1 more before the first open
   uint64_t size_ = 0;
   int dir_fd_ = -1;
   std::thread writer_;

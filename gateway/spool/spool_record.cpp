@@ -151,6 +151,66 @@ bool decodeMeta(std::string_view text, SpoolMeta* m) {
   return !m->queue_id.empty();
 }
 
+const char* parseRecord(const unsigned char* r, uint64_t available, RecordParts* out) {
+  if (available < kRecordHeaderSize + kRecordTrailerSize) return "torn record header";
+  if (getLe32(r) != kRecordMagic) return "bad record magic";
+  uint64_t meta_len = getLe32(r + 4);
+  uint64_t body_len = getLe64(r + 8);
+  uint64_t payload = kRecordHeaderSize + meta_len + body_len;
+  if (body_len > available || payload + kRecordTrailerSize > available) return "torn record";
+  uint32_t crc = static_cast<uint32_t>(crc32_z(0L, r, payload));
+  if (getLe32(r + payload) != crc || getLe32(r + payload + 4) != kRecordEnd)
+    return "record checksum mismatch";
+  out->meta = std::string_view(reinterpret_cast<const char*>(r + kRecordHeaderSize), meta_len);
+  out->body =
+      std::string_view(reinterpret_cast<const char*>(r + kRecordHeaderSize + meta_len), body_len);
+  out->size = payload + kRecordTrailerSize;
+  return nullptr;
+}
+
+std::string readRecordAt(const std::string& path, uint64_t offset, SpoolMeta* meta,
+                         std::string* body) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "cannot open " + path + ": " + std::strerror(errno);
+  auto readAt = [&](char* buf, size_t len, uint64_t at) {
+    size_t done = 0;
+    while (done < len) {
+      ssize_t n = ::pread(fd, buf + done, len - done, static_cast<off_t>(at + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  };
+  std::string record(kRecordHeaderSize, '\0');
+  std::string error;
+  if (!readAt(record.data(), kRecordHeaderSize, offset)) {
+    error = "no record header";
+  } else {
+    const auto* h = reinterpret_cast<const unsigned char*>(record.data());
+    uint64_t total = kRecordHeaderSize + getLe32(h + 4) + getLe64(h + 8) + kRecordTrailerSize;
+    if (getLe32(h) != kRecordMagic || total > (1ull << 40)) {
+      error = "bad record magic";
+    } else {
+      record.resize(total);
+      RecordParts parts;
+      if (!readAt(record.data() + kRecordHeaderSize, total - kRecordHeaderSize,
+                  offset + kRecordHeaderSize)) {
+        error = "short record";
+      } else if (const char* problem = parseRecord(
+                     reinterpret_cast<const unsigned char*>(record.data()), total, &parts)) {
+        error = problem;
+      } else if (!decodeMeta(parts.meta, meta)) {
+        error = "unreadable envelope";
+      } else {
+        body->assign(parts.body);
+      }
+    }
+  }
+  ::close(fd);
+  return error.empty() ? error : error + " at " + path + ":" + std::to_string(offset);
+}
+
 SegmentReport readSegment(const std::string& path, uint64_t segment,
                           const std::function<bool(const SpoolRecordView&)>& fn) {
   SegmentReport rep;
@@ -188,39 +248,21 @@ SegmentReport readSegment(const std::string& path, uint64_t segment,
   uint64_t pos = kSegmentHeaderSize;
   rep.valid_bytes = pos;
   while (pos < size) {
-    if (size - pos < kRecordHeaderSize + kRecordTrailerSize) {
-      rep.problem = "torn record header";
-      break;
-    }
-    const unsigned char* r = base + pos;
-    if (getLe32(r) != kRecordMagic) {
-      rep.problem = "bad record magic";
-      break;
-    }
-    uint64_t meta_len = getLe32(r + 4);
-    uint64_t body_len = getLe64(r + 8);
-    uint64_t payload = kRecordHeaderSize + meta_len + body_len;
-    if (body_len > size || payload + kRecordTrailerSize > size - pos) {
-      rep.problem = "torn record";
-      break;
-    }
-    uint32_t crc = static_cast<uint32_t>(crc32_z(0L, r, payload));
-    if (getLe32(r + payload) != crc || getLe32(r + payload + 4) != kRecordEnd) {
-      rep.problem = "record checksum mismatch";
+    RecordParts parts;
+    if (const char* problem = parseRecord(base + pos, size - pos, &parts)) {
+      rep.problem = problem;
       break;
     }
     SpoolRecordView view;
     view.segment = segment;
     view.offset = pos;
-    std::string_view meta(reinterpret_cast<const char*>(r + kRecordHeaderSize), meta_len);
-    view.body =
-        std::string_view(reinterpret_cast<const char*>(r + kRecordHeaderSize + meta_len), body_len);
-    pos += payload + kRecordTrailerSize;
+    view.body = parts.body;
+    pos += parts.size;
     rep.valid_bytes = pos;
     // A checksummed record is framed correctly even if its envelope cannot
     // be read (a newer writer, a bug): report it, but keep reading, so one
     // bad envelope never hides the records after it.
-    if (!decodeMeta(meta, &view.meta)) {
+    if (!decodeMeta(parts.meta, &view.meta)) {
       ++rep.unreadable;
       rep.problem = "unreadable envelope at offset " + std::to_string(view.offset);
       continue;
@@ -234,6 +276,12 @@ SegmentReport readSegment(const std::string& path, uint64_t segment,
   rep.trailing_bytes = size - rep.valid_bytes;
   munmap(map, size);
   return rep;
+}
+
+std::string segmentPath(const std::string& dir, uint64_t n) {
+  char name[32];
+  std::snprintf(name, sizeof name, "seg-%016llx.dat", static_cast<unsigned long long>(n));
+  return dir + "/" + name;
 }
 
 std::vector<std::pair<uint64_t, std::string>> listSegments(const std::string& dir) {

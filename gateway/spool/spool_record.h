@@ -71,10 +71,27 @@ struct SegmentReport {
   std::string problem;  // why reading stopped early, if it did
 };
 
+// A complete record's parts, as slices of the bytes given to parseRecord.
+struct RecordParts {
+  std::string_view meta;
+  std::string_view body;
+  uint64_t size = 0;  // the whole record, header to end marker
+};
+// Checks the record at r (available bytes from there on): framing, checksum
+// and end marker. Returns nullptr and fills out, or the reason it is not complete.
+const char* parseRecord(const unsigned char* r, uint64_t available, RecordParts* out);
+
+// Reads the one record at offset in a segment file (pread, no mapping).
+// Returns "" or what is wrong, naming the file and offset.
+std::string readRecordAt(const std::string& path, uint64_t offset, SpoolMeta* meta,
+                         std::string* body);
+
 // Reads one segment file; calls fn for every complete record until fn returns false.
 SegmentReport readSegment(const std::string& path, uint64_t segment,
                           const std::function<bool(const SpoolRecordView&)>& fn);
 
+// The file of segment n in dir: dir/seg-<16 hex digits>.dat.
+std::string segmentPath(const std::string& dir, uint64_t n);
 // Segment files in dir, ascending: (number, path).
 std::vector<std::pair<uint64_t, std::string>> listSegments(const std::string& dir);
 

@@ -176,6 +176,9 @@ class Daemon:
             # Generous but finite: a hung test client is dropped by the daemon.
             "smtp": {"command_timeout": "15s", "session_timeout": "60s"},
             "tls": {"enabled": True, "cert_file": str(self.cert), "key_file": str(self.key)},
+            # Most tests examine what was accepted into the spool, so delivery
+            # holds it there; test_local_delivery.py turns delivery on.
+            "delivery": {"hold": True, "maildir_root": str(self.root / "mail")},
             "relay": {"trusted_networks": []},
             "domains": [
                 {"name": "example.test", "recipients": "accept-all"},

@@ -32,7 +32,8 @@ def test_drops_to_configured_user(mxgate, tmp_path):
 
 
 def _check_drop(mxgate, base: Path, user) -> None:
-    d = mxgate({"server": {"user": "mxgate", "state_dir": str(base / "state"), "spool_dir": str(base / "spool")}},
+    d = mxgate({"server": {"user": "mxgate", "state_dir": str(base / "state"), "spool_dir": str(base / "spool")},
+                "delivery": {"maildir_root": str(base / "mail")}},
                start=False)
     d.config_path = base / "mxgate.toml"  # read again after the drop (and on SIGHUP)
     d.start()
