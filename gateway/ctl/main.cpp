@@ -13,6 +13,7 @@
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
 #include "gateway/config/table_reader.h"
+#include "gateway/queue/queue_manager.h"
 #include "gateway/spool/spool_record.h"
 #include "gateway/version.h"
 #include "store/kv_store.h"
@@ -41,8 +42,11 @@ COMMANDS
     symbols
         Every symbol the enabled filters can add, with its weight (after
         [symbols] overrides), filter and description.
-    queue list
-        Spooled messages: id, age, size, sender, recipients, policy action.
+    queue list [--all]
+        Messages in the queue: id, age, size, policy action, delivery state
+        (recipients delivered, failed, deferred and the next attempt),
+        sender and recipients. Finished messages whose spool segment is not
+        yet reclaimed are left out unless --all is given.
     queue show ID [--raw]
         One message: its envelope and verdict, then the message as spooled.
         --raw writes only the stored message bytes.
@@ -97,27 +101,70 @@ void forEachRecord(const mxgate::Config& cfg, Fn fn) {
   }
 }
 
-int queueList(const mxgate::Config& cfg) {
-  int count = 0;
+// "2/3 delivered, 1 deferred (next in 14m)" from the queue's stored state.
+struct DeliverySummary {
+  bool finished = false;
+  std::string text;
+};
+
+DeliverySummary summarize(const std::vector<mxgate::RecipientDelivery>& st, size_t rcpts,
+                          const std::string& action) {
+  if (action == "quarantine") return {false, "held"};
+  if (st.empty()) return {false, fmt::format("0/{} queued", rcpts)};
+  size_t delivered = 0, failed = 0, deferred = 0;
+  int64_t next = 0;
+  for (const auto& r : st) {
+    if (r.status == "delivered") ++delivered;
+    if (r.status == "failed") ++failed;
+    if (r.status == "deferred") {
+      ++deferred;
+      next = next == 0 ? r.next_attempt_unix : std::min(next, r.next_attempt_unix);
+    }
+  }
+  DeliverySummary out;
+  out.finished = delivered + failed == st.size();
+  out.text = fmt::format("{}/{} delivered", delivered, st.size());
+  if (failed) out.text += fmt::format(", {} failed", failed);
+  if (deferred) out.text += fmt::format(", {} deferred until {}", deferred, utc(next));
+  return out;
+}
+
+int queueList(const mxgate::Config& cfg, bool all) {
+  auto store = mxgate::openLmdbStore(cfg.state_dir + "/store", cfg.store_map_size);
+  int count = 0, finished = 0;
   uint64_t bytes = 0;
-  std::cout << fmt::format("{:<16}  {:>5}  {:>9}  {:<10}  {:<30}  {}\n", "ID", "AGE", "SIZE",
-                           "ACTION", "FROM", "RECIPIENTS");
+  std::cout << fmt::format("{:<16}  {:>5}  {:>9}  {:<10}  {:<28}  {:<30}  {}\n", "ID", "AGE",
+                           "SIZE", "ACTION", "DELIVERY", "FROM", "RECIPIENTS");
   forEachRecord(cfg, [&](const mxgate::SpoolRecordView& r) {
+    auto state = mxgate::QueueManager::loadDelivery(*store, r.meta.queue_id);
+    DeliverySummary sum = summarize(state, r.meta.envelope.rcpts.size(), r.meta.action);
+    if (sum.finished) {
+      ++finished;
+      if (!all) return true;
+    }
     std::string rcpts;
     for (const auto& rc : r.meta.envelope.rcpts) rcpts += (rcpts.empty() ? "" : ",") + rc.address;
-    std::cout << fmt::format("{:<16}  {:>5}  {:>9}  {:<10}  {:<30}  {}\n", r.meta.queue_id,
-                             age(r.meta.received_ms), r.body.size(), r.meta.action,
+    std::cout << fmt::format("{:<16}  {:>5}  {:>9}  {:<10}  {:<28}  {:<30}  {}\n", r.meta.queue_id,
+                             age(r.meta.received_ms), r.body.size(), r.meta.action, sum.text,
                              "<" + r.meta.envelope.mail_from + ">", rcpts);
     ++count;
     bytes += r.body.size();
     return true;
   });
-  std::cout << fmt::format("-- {} message(s), {} bytes\n", count, bytes);
+  std::cout << fmt::format("-- {} message(s), {} bytes", count, bytes);
+  if (!all && finished)
+    std::cout << fmt::format(" ({} finished, not shown; --all shows them)", finished);
+  std::cout << "\n";
   return 0;
 }
 
 int queueShow(const mxgate::Config& cfg, const std::string& id, bool raw) {
   bool found = false;
+  std::vector<mxgate::RecipientDelivery> delivery;
+  if (!raw) {
+    auto store = mxgate::openLmdbStore(cfg.state_dir + "/store", cfg.store_map_size);
+    delivery = mxgate::QueueManager::loadDelivery(*store, id);
+  }
   forEachRecord(cfg, [&](const mxgate::SpoolRecordView& r) {
     if (r.meta.queue_id != id) return true;
     found = true;
@@ -138,10 +185,19 @@ int queueShow(const mxgate::Config& cfg, const std::string& id, bool raw) {
     if (!m.envelope.ret.empty()) std::cout << " RET=" << m.envelope.ret;
     if (!m.envelope.envid.empty()) std::cout << " ENVID=" << m.envelope.envid;
     std::cout << "\n";
-    for (const auto& rc : m.envelope.rcpts) {
+    for (size_t i = 0; i < m.envelope.rcpts.size(); ++i) {
+      const auto& rc = m.envelope.rcpts[i];
       std::cout << "to:        <" << rc.address << ">";
       if (!rc.notify.empty()) std::cout << " NOTIFY=" << rc.notify;
       if (!rc.orcpt.empty()) std::cout << " ORCPT=" << rc.orcpt;
+      if (i < delivery.size()) {
+        const auto& d = delivery[i];
+        std::cout << "  " << d.status << ", " << d.attempts << " attempt(s)";
+        if (d.status == "deferred") std::cout << ", next " << utc(d.next_attempt_unix);
+        if (!d.last_reply.empty()) std::cout << ": " << d.last_reply;
+      } else {
+        std::cout << (m.action == "quarantine" ? "  held" : "  queued");
+      }
       std::cout << "\n";
     }
     std::cout << fmt::format("verdict:   action={} score={:.2f}\n", m.action, m.score)
@@ -264,7 +320,11 @@ int main(int argc, char** argv) {
     mxgate::Config cfg = mxgate::loadConfig(config_file);
     if (cmd == "queue") {
       if (args.empty()) return usageError("queue needs list or show");
-      if (args[0] == "list") return queueList(cfg);
+      if (args[0] == "list") {
+        bool all = args.size() > 1 && args[1] == "--all";
+        if (args.size() > 1 && !all) return usageError("unexpected argument '" + args[1] + "'");
+        return queueList(cfg, all);
+      }
       if (args[0] == "show") {
         if (args.size() < 2) return usageError("queue show needs a queue id");
         bool raw = args.size() > 2 && args[2] == "--raw";

@@ -110,6 +110,17 @@ bool QueueManager::decodeState(std::string_view text, Message* m) {
   return head;
 }
 
+std::vector<RecipientDelivery> QueueManager::loadDelivery(KvStore& store,
+                                                          const std::string& queue_id) {
+  std::vector<RecipientDelivery> out;
+  auto saved = store.get(kQueueBucket, queue_id);
+  Message m;
+  if (!saved || !decodeState(*saved, &m)) return out;
+  for (const RcptState& r : m.rcpts)
+    out.push_back({r.address, statusName(r.status), r.attempts, r.next_attempt, r.last_reply});
+  return out;
+}
+
 QueueManager::QueueManager(Options options) : options_(std::move(options)) {
   if (options_.retry_schedule.empty()) options_.retry_schedule = {std::chrono::hours(1)};
   if (!options_.clock) options_.clock = [] { return std::chrono::system_clock::now(); };

@@ -56,8 +56,21 @@ struct QueueStats {
   size_t held = 0;      // quarantined records kept in the spool
 };
 
+// One recipient's delivery state as stored, for admin tools.
+struct RecipientDelivery {
+  std::string address;
+  std::string status;  // pending, deferred, delivered, failed
+  uint32_t attempts = 0;
+  int64_t next_attempt_unix = 0;
+  std::string last_reply;
+};
+
 class QueueManager {
  public:
+  // The stored state of a message's recipients; empty when nothing is stored
+  // yet (every recipient still pending). Safe while the daemon runs.
+  static std::vector<RecipientDelivery> loadDelivery(KvStore& store, const std::string& queue_id);
+
   using Clock = std::function<std::chrono::system_clock::time_point()>;
   struct Options {
     std::string segments_dir;  // the Spool's dir: <spool_dir>/segments

@@ -401,9 +401,10 @@ class QueueEntry:
     sender: str
     rcpts: list[str]
     line: str
+    delivery: str = ""
 
 
-_QUEUE_LINE = re.compile(r"^(?P<id>\S+)\s+(?P<age>\S+)\s+(?P<size>\d+)\s+(?P<action>\S+)\s+<(?P<from>[^>]*)>\s*(?P<rcpts>.*)$")
+_QUEUE_LINE = re.compile(r"^(?P<id>\S+)\s+(?P<age>\S+)\s+(?P<size>\d+)\s+(?P<action>\S+)\s+(?P<delivery>.+?)\s+<(?P<from>[^>]*)>\s*(?P<rcpts>.*)$")
 
 
 def parse_queue_list(text: str) -> list[QueueEntry]:
@@ -415,7 +416,8 @@ def parse_queue_list(text: str) -> list[QueueEntry]:
         if not m:
             raise AssertionError(f"cannot parse `queue list` line: {line!r}")
         rcpts = [r for r in re.split(r"[,\s]+", m["rcpts"].strip()) if r]
-        out.append(QueueEntry(m["id"], int(m["size"]), m["action"], m["from"], [r.strip("<>") for r in rcpts], line))
+        out.append(QueueEntry(m["id"], int(m["size"]), m["action"], m["from"], [r.strip("<>") for r in rcpts], line,
+                              m["delivery"].strip()))
     return out
 
 
