@@ -568,6 +568,12 @@ recipients = "accept-all"
 # Plain SMTP like the other targets (smtp-source does not do STARTTLS).
 enabled = false
 
+[delivery]
+# Acceptance only, like the Postfix target (which holds its queue): no
+# Maildir deliveries competing for the disk during the measurement.
+hold = true
+maildir_root = "$dir/mail"
+
 [filters.abuse]
 enabled = false
 EOF
