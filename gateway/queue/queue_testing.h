@@ -1,4 +1,4 @@
-// Shared helpers for the queue tests: a temp dir and a spool writer.
+// Shared helpers for the queue tests: envelopes and a spool writer.
 #pragma once
 
 #include <stdlib.h>
@@ -11,26 +11,9 @@
 #include <gtest/gtest.h>
 
 #include "gateway/spool/spool.h"
+#include "gateway/util/temp_dir.h"
 
 namespace mxgate::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "/queue_test.XXXXXX";
-    char* made = mkdtemp(tmpl.data());
-    if (made == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 inline SpoolMeta queueMeta(const std::string& id, std::vector<std::string> rcpts,
                            std::string action = "accept") {

@@ -14,6 +14,13 @@ void DataReader::emit(std::string_view bytes) {
   out_->append(bytes);
 }
 
+void DataReader::bareCr() {
+  // Kept as content so the scan stays in step; the message is refused.
+  bare_cr_ = true;
+  emitChar('\r');
+  state_ = State::kMid;
+}
+
 void DataReader::bareLf() {
   bare_lf_ = true;
   if (mode_ == BareNewline::kNormalize) {
@@ -52,10 +59,7 @@ size_t DataReader::feed(std::string_view input) {
           state_ = State::kLineStart;
           ++p;
         } else {
-          // Bare CR: stored as content, refused at the end. Re-examine *p mid-line.
-          bare_cr_ = true;
-          emitChar('\r');
-          state_ = State::kMid;
+          bareCr();  // *p is re-examined mid-line
         }
         break;
       case State::kLineStart:
@@ -84,9 +88,7 @@ size_t DataReader::feed(std::string_view input) {
           ++p;
         } else {
           // ".\r" + something else: the dot was a stuffed dot and the CR is bare.
-          bare_cr_ = true;
-          emitChar('\r');
-          state_ = State::kMid;
+          bareCr();
         }
         break;
       case State::kLooseDot:

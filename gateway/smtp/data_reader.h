@@ -55,6 +55,7 @@ class DataReader {
   void emit(std::string_view bytes);
   void emitChar(char c) { emit(std::string_view(&c, 1)); }
   void bareLf();
+  void bareCr();
 
   std::string* out_;
   uint64_t max_size_;
