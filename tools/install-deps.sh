@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   cmake ninja-build g++ ccache pkg-config clang-format
   # libraries
-  libasio-dev libssl-dev libtoml11-dev libfmt-dev libspdlog-dev liblmdb-dev zlib1g-dev
+  libasio-dev libssl-dev libtoml11-dev libfmt-dev libspdlog-dev liblmdb-dev zlib1g-dev libc-ares-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pytest python3-aiosmtpd swaks
   openssl lmdb-utils postfix

@@ -196,6 +196,30 @@ static Config readConfig(const std::string& file, TableReader& root) {
   if (dc.max_lifetime.count() < 60) delivery.fail("max_lifetime", "must be at least 1m");
   delivery.finish();
 
+  TableReader dns = root.getTable("dns");
+  auto [dfile, dline] = dns.where("servers");
+  for (const std::string& srv : dns.getStringList("servers", {})) {
+    std::string host = srv;
+    if (host.size() > 2 && host.front() == '[')
+      host = host.substr(1, host.find(']') - 1);
+    else if (std::count(host.begin(), host.end(), ':') == 1)
+      host = host.substr(0, host.find(':'));
+    asio::error_code ec;
+    asio::ip::make_address(host, ec);
+    if (ec)
+      throw ConfigError(dfile, dline,
+                        "dns.servers: \"" + srv + "\" is not an IP address or IP:port");
+    c.dns.servers.push_back(srv);
+  }
+  c.dns.static_zones = dns.getString("static_zones", "");
+  if (!c.dns.static_zones.empty()) c.dns.static_zones = c.resolvePath(c.dns.static_zones);
+  c.dns.timeout = dns.getDuration("timeout", c.dns.timeout);
+  if (c.dns.timeout.count() < 100) dns.fail("timeout", "must be at least 100ms");
+  c.dns.cache_size = dns.getSize("cache_size", c.dns.cache_size);
+  c.dns.negative_ttl = std::chrono::duration_cast<std::chrono::seconds>(
+      dns.getDuration("negative_ttl", c.dns.negative_ttl));
+  dns.finish();
+
   TableReader relay = root.getTable("relay");
   auto [rfile, rline] = relay.where("trusted_networks");
   for (const std::string& n : relay.getStringList("trusted_networks", {})) {
@@ -248,7 +272,8 @@ Config loadConfig(const std::string& file) {
   return c;
 }
 
-std::shared_ptr<const Runtime> loadRuntime(const std::string& file, KvStore* store) {
+std::shared_ptr<const Runtime> loadRuntime(const std::string& file, KvStore* store,
+                                           Resolver* resolver) {
   auto rt = std::make_shared<Runtime>();
   toml::value doc = parseTomlFile(file);
   TableReader root(doc, "");
@@ -256,6 +281,7 @@ std::shared_ptr<const Runtime> loadRuntime(const std::string& file, KvStore* sto
   TableReader filters = root.getTable("filters");
   FilterDeps deps;
   deps.store = store;
+  deps.resolver = resolver;
   rt->pipeline.build(filters, filterRegistry(), rt->symbols, deps);
   TableReader symbols = root.getTable("symbols");
   for (const std::string& name : symbols.keys()) {

@@ -66,6 +66,17 @@ struct DeliveryConfig {
   std::chrono::seconds max_lifetime{std::chrono::hours(24 * 5)};
 };
 
+struct DnsConfig {
+  // "IP" or "IP:port" nameservers; empty: the system's (/etc/resolv.conf).
+  std::vector<std::string> servers;
+  // A zone file answered locally instead of asking nameservers (tests,
+  // offline labs); see gateway/dns/static_zone.h for the format.
+  std::string static_zones;
+  std::chrono::milliseconds timeout{5000};  // per lookup, whatever the retries
+  uint64_t cache_size = 100000;             // entries
+  std::chrono::seconds negative_ttl{300};
+};
+
 struct TlsConfig {
   bool enabled = true;
   std::string cert_file;
@@ -91,6 +102,7 @@ struct Config {
   SmtpConfig smtp;
   TlsConfig tls;
   DeliveryConfig delivery;
+  DnsConfig dns;
   IpSet trusted_networks;
   std::vector<DomainConfig> domains;
   std::unordered_map<std::string, size_t> domain_index;

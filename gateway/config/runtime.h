@@ -14,6 +14,7 @@
 namespace mxgate {
 
 class KvStore;
+class Resolver;
 
 struct Runtime {
   Config config;
@@ -24,7 +25,8 @@ struct Runtime {
 // Loads and validates everything. Throws ConfigError (file:line: message).
 // store may be null when only validating (--check-config); filters then get
 // a null store and must not use it at build time.
-std::shared_ptr<const Runtime> loadRuntime(const std::string& file, KvStore* store);
+std::shared_ptr<const Runtime> loadRuntime(const std::string& file, KvStore* store,
+                                           Resolver* resolver = nullptr);
 
 // Only the [server]/[smtp]/... settings, without building filters.
 Config loadConfig(const std::string& file);

@@ -8,13 +8,18 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
 
 #include "filters/abuse/abuse_filter.h"
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
 #include "gateway/config/table_reader.h"
+#include "gateway/dns/make_resolver.h"
 #include "gateway/queue/queue_manager.h"
 #include "gateway/spool/spool_record.h"
+#include "gateway/util/strings.h"
 #include "gateway/version.h"
 #include "store/kv_store.h"
 
@@ -56,6 +61,10 @@ COMMANDS
         Block a client (default 1h).
     blocks remove IP
         Lift a block at once.
+    dns NAME [TYPE]
+        Look NAME up (A by default; AAAA, MX, TXT, PTR, CNAME) the way the
+        daemon does, through [dns]: its servers or its static zone file.
+        Exit status 1 when the answer is not a record set.
 
 EXIT STATUS
     0 success, 1 an error (bad configuration, unknown id, ...), 2 bad usage.
@@ -265,6 +274,41 @@ int blocks(const mxgate::Config& cfg, std::vector<std::string> args) {
   return usageError("unknown blocks command '" + args[0] + "'");
 }
 
+// Looks a name up through the daemon's resolver settings ([dns]), so an
+// admin sees what the filters will see.
+int dnsLookup(const mxgate::Config& cfg, const std::vector<std::string>& args) {
+  if (args.empty() || args.size() > 2)
+    return usageError("dns takes NAME [A|AAAA|MX|TXT|PTR|CNAME]");
+  mxgate::RecordType type = mxgate::RecordType::kA;
+  if (args.size() == 2) {
+    bool found = false;
+    for (auto t :
+         {mxgate::RecordType::kA, mxgate::RecordType::kAaaa, mxgate::RecordType::kMx,
+          mxgate::RecordType::kTxt, mxgate::RecordType::kPtr, mxgate::RecordType::kCname}) {
+      if (mxgate::iequals(args[1], mxgate::recordTypeName(t))) {
+        type = t;
+        found = true;
+      }
+    }
+    if (!found) return usageError("unknown record type '" + args[1] + "'");
+  }
+  mxgate::DnsAnswer answer;
+  {
+    asio::io_context io;
+    auto resolver = mxgate::makeResolver(cfg.dns);
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { answer = co_await resolver->lookup(args[0], type); },
+        asio::detached);
+    io.run();
+  }
+  std::cout << args[0] << " " << mxgate::recordTypeName(type) << ": "
+            << mxgate::dnsStatusName(answer.status);
+  if (answer.ok()) std::cout << " (ttl " << answer.ttl << ")";
+  std::cout << "\n";
+  for (const std::string& r : answer.records) std::cout << "  " << r << "\n";
+  return answer.ok() ? 0 : 1;
+}
+
 int symbols(const std::string& file) {
   auto rt = mxgate::loadRuntime(file, nullptr);
   std::map<std::string, const mxgate::SymbolInfo*> sorted;
@@ -334,6 +378,7 @@ int main(int argc, char** argv) {
       return usageError("unknown queue command '" + args[0] + "'");
     }
     if (cmd == "blocks") return blocks(cfg, args);
+    if (cmd == "dns") return dnsLookup(cfg, args);
     return usageError("unknown command '" + cmd + "'");
   } catch (const mxgate::ConfigError& e) {
     std::cerr << e.what() << "\n";

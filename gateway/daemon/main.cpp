@@ -16,6 +16,7 @@
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
 #include "gateway/daemon/privileges.h"
+#include "gateway/dns/make_resolver.h"
 #include "gateway/queue/maildir_agent.h"
 #include "gateway/queue/queue_manager.h"
 #include "gateway/smtp/server.h"
@@ -62,7 +63,7 @@ SIGNALS
                 key. A file that fails validation (or a certificate that
                 cannot be loaded) is rejected with the reason in the log and
                 the running configuration stays in force. Listen addresses,
-                threads, directories and the user need a restart. After the
+                threads, directories, [dns] and the user need a restart. After the
                 privilege drop the certificate must be readable by
                 server.user.
     SIGTERM, SIGINT
@@ -154,7 +155,9 @@ int main(int argc, char** argv) {
 
   if (check_only) {
     try {
-      mxgate::loadRuntime(config_file, nullptr);
+      auto rt = mxgate::loadRuntime(config_file, nullptr);
+      if (!rt->config.dns.static_zones.empty())
+        mxgate::makeResolver(rt->config.dns);  // parse the zone file
       std::cout << config_file << ": ok\n";
       return 0;
     } catch (const mxgate::ConfigError& e) {
@@ -196,9 +199,13 @@ int main(int argc, char** argv) {
 
     auto store = mxgate::openLmdbStore(cfg.state_dir + "/store", cfg.store_map_size);
     services.store = store.get();
+    // Declared after the server: it must go before the event loops it
+    // posts answers into.
+    std::unique_ptr<mxgate::Resolver> resolver;
     std::shared_ptr<const mxgate::Runtime> rt;
     try {
-      rt = mxgate::loadRuntime(config_file, store.get());
+      resolver = mxgate::makeResolver(cfg.dns);
+      rt = mxgate::loadRuntime(config_file, store.get(), resolver.get());
     } catch (const mxgate::ConfigError& e) {
       spdlog::error("{}", e.what());
       return 1;
@@ -224,7 +231,8 @@ int main(int argc, char** argv) {
     qopt.current_segment = [&spool] { return spool.currentSegment(); };
     mxgate::QueueManager queue(std::move(qopt));
     if (cfg.delivery.hold) {
-      spdlog::warn("delivery.hold is set: accepted mail stays in the spool until it is unset (restart)");
+      spdlog::warn(
+          "delivery.hold is set: accepted mail stays in the spool until it is unset (restart)");
     } else {
       queue.start();
       services.queue = &queue;
@@ -241,15 +249,18 @@ int main(int argc, char** argv) {
         if (ec) return;
         if (sig == SIGHUP) {
           try {
-            auto next = mxgate::loadRuntime(config_file, store.get());
+            auto next = mxgate::loadRuntime(config_file, store.get(), resolver.get());
             // Certificates are re-read too (renewals keep their paths).
             auto next_tls = loadTls(next->config);
             const auto& old_cfg = services.runtime.load()->config;
             if (next->config.listen != old_cfg.listen || next->config.threads != old_cfg.threads ||
                 next->config.state_dir != old_cfg.state_dir ||
-                next->config.spool_dir != old_cfg.spool_dir)
+                next->config.spool_dir != old_cfg.spool_dir ||
+                next->config.dns.servers != old_cfg.dns.servers ||
+                next->config.dns.static_zones != old_cfg.dns.static_zones)
               spdlog::warn(
-                  "reload: listen, threads and directories keep their old values until restart");
+                  "reload: listen, threads, directories and [dns] keep their old values until "
+                  "restart");
             services.runtime.store(next);
             services.tls.store(next_tls);
             spdlog::info("reload: {} loaded (TLS {})", config_file, next_tls ? "on" : "off");

@@ -25,6 +25,7 @@
 namespace mxgate {
 
 class KvStore;
+class Resolver;
 class TableReader;
 class SymbolTable;
 
@@ -120,6 +121,9 @@ class Filter {
 // Shared services a factory may hand to its filter.
 struct FilterDeps {
   KvStore* store = nullptr;  // the daemon's key-value store; outlives filters
+  // The one shared, caching DNS resolver; outlives filters. Null when only
+  // validating a configuration: filters must not use it at build time.
+  Resolver* resolver = nullptr;
 };
 
 // Registered once per filter in filters/registry.cpp.
