@@ -36,12 +36,6 @@ int64_t toUnix(Time t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-asio::ip::address canonical(const asio::ip::address& ip) {
-  if (ip.is_v6() && ip.to_v6().is_v4_mapped())
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
-  return ip;
-}
-
 std::string utcText(int64_t unix) {
   std::time_t t = static_cast<std::time_t>(unix);
   std::tm tm{};
@@ -223,7 +217,7 @@ class AbuseFilter final : public Filter {
       ignoreSession(session.id);
       co_return StageResult::next();
     }
-    const asio::ip::address ip = canonical(session.client_ip);
+    const asio::ip::address ip = canonicalAddress(session.client_ip);
     const std::string ip_text = ip.to_string();
     const Time now = clock_();
     if (auto block = activeBlock(ip_text, toUnix(now))) {
@@ -251,7 +245,7 @@ class AbuseFilter final : public Filter {
     bool bad = (stats.messages_accepted == 0 && stats.messages_refused == 0) ||
                stats.bad_recipients >= settings_.bad_rcpt_threshold;
     if (!bad) return;
-    const asio::ip::address ip = canonical(session.client_ip);
+    const asio::ip::address ip = canonicalAddress(session.client_ip);
     const Time now = clock_();
     double count = tracker_.addBadSession(toIp6Bytes(ip), now);
     if (count <= static_cast<double>(settings_.bad_session_limit)) return;
@@ -386,7 +380,7 @@ std::vector<AbuseBlock> listBlocks(KvStore& store, int64_t now_unix) {
 bool removeBlock(KvStore& store, const std::string& ip) {
   asio::error_code ec;
   auto addr = asio::ip::make_address(ip, ec);
-  return store.erase(kAbuseBlocksBucket, ec ? ip : canonical(addr).to_string());
+  return store.erase(kAbuseBlocksBucket, ec ? ip : canonicalAddress(addr).to_string());
 }
 
 void addBlock(KvStore& store, const AbuseBlock& block) {
@@ -394,7 +388,7 @@ void addBlock(KvStore& store, const AbuseBlock& block) {
   auto addr = asio::ip::make_address(block.ip, ec);
   if (ec) throw std::invalid_argument("not an IP address: " + block.ip);
   AbuseBlock b = block;
-  b.ip = canonical(addr).to_string();
+  b.ip = canonicalAddress(addr).to_string();
   store.put(kAbuseBlocksBucket, b.ip, formatBlock(b));
 }
 

@@ -17,9 +17,7 @@ namespace {
 enum class DenyAction { kReject, kScore };
 
 std::string ipText(const asio::ip::address& ip) {
-  if (ip.is_v6() && ip.to_v6().is_v4_mapped())
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6()).to_string();
-  return ip.to_string();
+  return canonicalAddress(ip).to_string();
 }
 
 // An IpSet that remembers how each network was written, for symbol details.

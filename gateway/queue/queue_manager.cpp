@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "gateway/util/strings.h"
+#include "gateway/smtp/command.h"
 
 namespace mxgate {
 
@@ -304,8 +304,7 @@ void QueueManager::deliverMessage(const std::string& id, Message& m) {
       res = {DeliveryResult::Kind::kDeferred, "4.3.0 cannot read spool record: " + read_error};
     } else {
       const Recipient& rcpt = meta.envelope.rcpts[i];
-      size_t at = rcpt.address.rfind('@');
-      std::string domain = at == std::string::npos ? "" : toLower(rcpt.address.substr(at + 1));
+      std::string domain = smtp::domainOf(rcpt.address);
       DeliveryAgent* agent = options_.route ? options_.route(domain) : options_.local;
       try {
         if (agent == nullptr) {

@@ -17,6 +17,7 @@
 #include "gateway/smtp/data_reader.h"
 #include "gateway/smtp/header_scan.h"
 #include "gateway/smtp/message_edit.h"
+#include "gateway/util/ip_set.h"
 
 namespace mxgate::smtp {
 namespace {
@@ -201,8 +202,7 @@ asio::awaitable<void> Session::run() {
   if (ec) co_return;
   info_.id = services_.next_session_id.fetch_add(1);
   info_.client_ip = remote.address();
-  if (info_.client_ip.is_v6() && info_.client_ip.to_v6().is_v4_mapped())
-    info_.client_ip = asio::ip::make_address_v4(asio::ip::v4_mapped, info_.client_ip.to_v6());
+  info_.client_ip = canonicalAddress(info_.client_ip);
   info_.client_port = remote.port();
   info_.connected_at = std::chrono::system_clock::now();
   info_.trusted = cfg.trusted_networks.contains(info_.client_ip);
@@ -662,7 +662,8 @@ std::string Session::traceLine() const {
   return s;
 }
 
-void Session::logMessage(std::string_view action, const Reply& r, std::chrono::microseconds spent) {
+void Session::logMessage(std::string_view action, const Reply& r, std::chrono::microseconds spent,
+                         const std::string* trace) {
   std::string rcpts;
   for (const Recipient& rc : env_.rcpts) {
     if (!rcpts.empty()) rcpts += ',';
@@ -677,8 +678,8 @@ void Session::logMessage(std::string_view action, const Reply& r, std::chrono::m
       "{}: client={}[{}] helo=<{}> from=<{}> to={} size={} action={} score={:.2f} symbols=\"{}\" "
       "filters=\"{}\" time={:.3f}ms reply=\"{} {} {}\"",
       queue_id_, info_.client_name, info_.client_ip.to_string(), info_.helo, env_.mail_from, rcpts,
-      message_.size(), action, result_.score(), traceLine(), timing, spent.count() / 1000.0, r.code,
-      r.enhanced, r.text);
+      message_.size(), action, result_.score(), trace ? *trace : traceLine(), timing,
+      spent.count() / 1000.0, r.code, r.enhanced, r.text);
 }
 
 asio::awaitable<void> Session::finishMessage(bool bare_lf, bool bare_cr, bool oversize) {
@@ -730,8 +731,9 @@ asio::awaitable<void> Session::finishMessage(bool bare_lf, bool bare_cr, bool ov
     resetTransaction();
     co_return;
   }
+  std::string trace = traceLine();  // one string for the header, the spool and the log
   MessageEdit edit = buildMessageEdit(
-      MessageEditInput{cfg, info_, env_, queue_id_, result_, action, traceLine()}, message_);
+      MessageEditInput{cfg, info_, env_, queue_id_, result_, action, trace}, message_);
   SpoolMeta meta;
   meta.queue_id = queue_id_;
   meta.received_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -745,7 +747,7 @@ asio::awaitable<void> Session::finishMessage(bool bare_lf, bool bare_cr, bool ov
   meta.envelope = env_;
   meta.action = actionName(action);
   meta.score = result_.score();
-  meta.symbols = traceLine();
+  meta.symbols = std::move(trace);
   auto [ec, loc] = co_await services_.spool->write(encodeMeta(meta), edit.parts());
   if (ec) {
     Reply r{451, "4.3.0", "Temporary local problem: cannot queue message, try again later"};
@@ -756,7 +758,7 @@ asio::awaitable<void> Session::finishMessage(bool bare_lf, bool bare_cr, bool ov
   // Durable now; hand it to delivery before saying 250 (enqueue never blocks).
   if (services_.queue != nullptr) services_.queue->enqueue(meta, loc);
   ++stats_.messages_accepted;
-  logMessage(actionName(action), ok, spent());
+  logMessage(actionName(action), ok, spent(), &meta.symbols);
   reply(ok);
   resetTransaction();
 }

@@ -62,7 +62,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // End of DATA.
   asio::awaitable<void> finishMessage(bool bare_lf, bool bare_cr, bool oversize);
   std::string traceLine() const;
-  void logMessage(std::string_view action, const Reply& r, std::chrono::microseconds spent);
+  // trace: the symbol list if already built (else it is built here).
+  void logMessage(std::string_view action, const Reply& r, std::chrono::microseconds spent,
+                  const std::string* trace = nullptr);
 
   asio::awaitable<StageResult> runStage(Stage stage, const Recipient* rcpt = nullptr);
 

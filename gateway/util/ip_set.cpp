@@ -5,6 +5,12 @@
 
 namespace mxgate {
 
+asio::ip::address canonicalAddress(const asio::ip::address& addr) {
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+  return addr;
+}
+
 Ip6Bytes toIp6Bytes(const asio::ip::address& addr) {
   if (addr.is_v6()) return addr.to_v6().to_bytes();
   Ip6Bytes out{};

@@ -18,6 +18,11 @@ namespace mxgate {
 
 using Ip6Bytes = std::array<uint8_t, 16>;
 
+// An IPv4-mapped IPv6 address (a v4 client on a dual-stack socket) as the
+// IPv4 address it is; any other address unchanged. Logs, stores and lists
+// all key on this form.
+asio::ip::address canonicalAddress(const asio::ip::address& addr);
+
 // The 16-byte form of an address (IPv4 mapped into ::ffff:0:0/96).
 Ip6Bytes toIp6Bytes(const asio::ip::address& addr);
 

@@ -55,3 +55,16 @@ TEST(Network, RejectsMalformed) {
 
 }  // namespace
 }  // namespace mxgate
+
+namespace mxgate {
+namespace {
+
+TEST(CanonicalAddress, UnmapsV4MappedOnly) {
+  EXPECT_EQ(canonicalAddress(asio::ip::make_address("::ffff:192.0.2.9")).to_string(), "192.0.2.9");
+  EXPECT_TRUE(canonicalAddress(asio::ip::make_address("::ffff:192.0.2.9")).is_v4());
+  EXPECT_EQ(canonicalAddress(asio::ip::make_address("2001:db8::1")).to_string(), "2001:db8::1");
+  EXPECT_EQ(canonicalAddress(asio::ip::make_address("192.0.2.9")).to_string(), "192.0.2.9");
+}
+
+}  // namespace
+}  // namespace mxgate
