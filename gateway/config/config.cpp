@@ -118,6 +118,9 @@ static Config readConfig(const std::string& file, TableReader& root) {
 
   TableReader server = root.getTable("server");
   c.hostname = server.getString("hostname", defaultHostname());
+  c.authserv_id = server.getString("authserv_id", c.hostname);
+  if (c.authserv_id.empty() || c.authserv_id.find_first_of(" \t;()\"\\") != std::string::npos)
+    server.fail("authserv_id", "must be one token without spaces, ';', quotes or parentheses");
   for (const std::string& l : server.getStringList("listen", {"127.0.0.1:2525"}))
     c.listen.push_back(parseListen(server, l));
   if (c.listen.empty()) server.fail("listen", "needs at least one address");

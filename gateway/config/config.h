@@ -89,6 +89,8 @@ struct Config {
 
   // [server]
   std::string hostname;
+  // RFC 8601 authserv-id of our Authentication-Results (default: hostname).
+  std::string authserv_id;
   std::vector<asio::ip::tcp::endpoint> listen;
   int threads = 0;  // 0: one per core
   std::string user;

@@ -92,6 +92,14 @@ class FilterContext {
   void skipContent() { skip_content_ = true; }
   bool contentSkipped() const { return skip_content_; }
   const ScanResult& result() const { return result_; }
+  // Sender-authentication facts of this message (see AuthFacts).
+  AuthFacts& auth() { return result_.auth(); }
+  // Message edits applied when the message is spooled (see ScanResult).
+  void addHeader(std::string name, std::string value) {
+    result_.addHeader(std::move(name), std::move(value));
+  }
+  void removeRange(size_t offset, size_t length) { result_.removeRange(offset, length); }
+  void freezeContent() { result_.freezeContent(); }
 
   // Pipeline-internal setters.
   void setRecipient(const Recipient* r) { rcpt_ = r; }

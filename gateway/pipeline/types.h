@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <asio/ip/address.hpp>
@@ -75,6 +76,46 @@ struct SymbolHit {
   std::string filter;
 };
 
+// Sender-authentication outcomes, written by the filters that own each check
+// (spf, dkim, dmarc) and read by later ones (dmarc reads spf and dkim) and by
+// the Authentication-Results header (RFC 8601). Result words are RFC 8601's:
+// spf/dmarc: none, pass, fail, softfail, neutral, temperror, permerror;
+// dkim: none, pass, fail, policy, neutral, temperror, permerror.
+struct SpfOutcome {
+  std::string result;       // empty: not checked
+  std::string identity;     // "mailfrom" or "helo": which identity result is for
+  std::string domain;       // the domain of that identity (MAIL FROM domain or HELO name)
+  std::string mailfrom;     // the checked MAIL FROM address ("postmaster@helo" for <>)
+  std::string helo_result;  // result of the separate HELO check, if run
+  std::string explanation;  // exp= text on fail
+  std::string reason;       // free text for comments and Received-SPF
+};
+
+struct DkimOutcome {
+  std::string result;     // RFC 8601 dkim result word
+  std::string domain;     // d=
+  std::string selector;   // s=
+  std::string algorithm;  // a=, e.g. "rsa-sha256"
+  std::string header_b;   // first characters of b= (RFC 6008), to tell signatures apart
+  std::string reason;     // why not pass, e.g. "body hash mismatch"
+};
+
+struct DmarcOutcome {
+  std::string result;       // empty: not evaluated
+  std::string header_from;  // RFC5322.From domain
+  std::string policy;       // p= (or sp=) applied: none, quarantine, reject
+  std::string disposition;  // what we did: none, quarantine, reject
+  std::string reason;
+};
+
+struct AuthFacts {
+  SpfOutcome spf;
+  bool dkim_checked = false;  // true once the dkim filter ran (no signature: empty dkim)
+  std::vector<DkimOutcome> dkim;
+  DmarcOutcome dmarc;
+  bool empty() const { return spf.result.empty() && !dkim_checked && dmarc.result.empty(); }
+};
+
 // Accumulated per message (or per session before MAIL).
 class ScanResult {
  public:
@@ -89,14 +130,33 @@ class ScanResult {
       if (h.name == symbol) return true;
     return false;
   }
-  void clear() {
-    hits_.clear();
-    score_ = 0;
+  void clear() { *this = ScanResult{}; }
+
+  AuthFacts& auth() { return auth_; }
+  const AuthFacts& auth() const { return auth_; }
+
+  // A header field to prepend on delivery, below the gateway's Received:
+  // "Name: value" without the line end; folded when written.
+  void addHeader(std::string name, std::string value) {
+    headers_.emplace_back(std::move(name), std::move(value));
   }
+  const std::vector<std::pair<std::string, std::string>>& addedHeaders() const { return headers_; }
+  // A whole header field of the received message (offset and length in the
+  // message buffer, line end included) to leave out on delivery.
+  void removeRange(size_t offset, size_t length) { removed_.emplace_back(offset, length); }
+  const std::vector<std::pair<size_t, size_t>>& removedRanges() const { return removed_; }
+  // Set by a filter that signed the message: no edit may touch the signed
+  // header fields or body (the subject tag is then not applied).
+  void freezeContent() { frozen_ = true; }
+  bool contentFrozen() const { return frozen_; }
 
  private:
   std::vector<SymbolHit> hits_;
   double score_ = 0;
+  AuthFacts auth_;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::vector<std::pair<size_t, size_t>> removed_;
+  bool frozen_ = false;
 };
 
 }  // namespace mxgate

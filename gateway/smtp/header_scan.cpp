@@ -32,8 +32,8 @@ size_t scanHeaders(std::string_view m, const std::function<bool(const HeaderFiel
     size_t value_end = end;
     if (value_end > colon && m[value_end - 1] == '\n') --value_end;
     if (value_end > colon && m[value_end - 1] == '\r') --value_end;
-    HeaderField f{m.substr(pos, colon - pos), m.substr(colon + 1, value_end - colon - 1),
-                  colon + 1};
+    HeaderField f{m.substr(pos, colon - pos), m.substr(colon + 1, value_end - colon - 1), colon + 1,
+                  pos, end};
     if (!fn(f)) return end;
     pos = end;
   }

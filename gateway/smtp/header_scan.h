@@ -12,6 +12,8 @@ struct HeaderField {
   std::string_view name;    // as written, without the colon
   std::string_view value;   // raw, folded, without the final CRLF
   size_t value_offset = 0;  // offset of value in the message
+  size_t offset = 0;        // offset of the field (its name) in the message
+  size_t end = 0;           // offset just past the field's final line end
 };
 
 // Visits header fields in order until fn returns false or the header section

@@ -2,6 +2,7 @@
 
 #include <strings.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -54,12 +55,63 @@ std::string foldHeader(std::string_view name, std::string_view value) {
 }
 
 std::vector<std::string_view> MessageEdit::parts() const {
-  std::vector<std::string_view> p{prepend_, before_};
-  if (!tag_.empty()) {
-    p.push_back(tag_);
-    p.push_back(after_);
-  }
+  std::vector<std::string_view> p{prepend_};
+  for (const Piece& piece : pieces_)
+    p.push_back(piece.len == std::string_view::npos ? std::string_view(tag_)
+                                                    : message_.substr(piece.off, piece.len));
   return p;
+}
+
+std::string authenticationResults(std::string_view authserv_id, const AuthFacts& a) {
+  if (a.empty()) return {};
+  std::string v(authserv_id);
+  auto comment = [](const std::string& reason) {
+    return reason.empty() ? std::string() : " (" + reason + ")";
+  };
+  if (!a.spf.result.empty()) {
+    v += fmt::format("; spf={}{}", a.spf.result, comment(a.spf.reason));
+    if (a.spf.identity == "helo")
+      v += " smtp.helo=" + a.spf.domain;
+    else
+      v += " smtp.mailfrom=" + a.spf.mailfrom;
+  }
+  if (a.dkim_checked && a.dkim.empty()) v += "; dkim=none";
+  for (const DkimOutcome& d : a.dkim) {
+    v += fmt::format("; dkim={}{} header.d={}", d.result, comment(d.reason), d.domain);
+    if (!d.selector.empty()) v += " header.s=" + d.selector;
+    if (!d.algorithm.empty()) v += " header.a=" + d.algorithm;
+    if (!d.header_b.empty()) v += " header.b=" + d.header_b;
+  }
+  if (!a.dmarc.result.empty()) {
+    std::string why = a.dmarc.policy.empty()
+                          ? a.dmarc.reason
+                          : fmt::format("p={} dis={}", a.dmarc.policy, a.dmarc.disposition);
+    v += fmt::format("; dmarc={}{} header.from={}", a.dmarc.result, comment(why),
+                     a.dmarc.header_from);
+  }
+  return v;
+}
+
+bool claimsAuthservId(std::string_view value, std::string_view id) {
+  size_t i = 0;
+  // Leading CFWS: spaces, tabs, line folds and (possibly nested) comments.
+  for (int depth = 0; i < value.size(); ++i) {
+    char c = value[i];
+    if (c == '(')
+      ++depth;
+    else if (c == ')' && depth > 0)
+      --depth;
+    else if (depth == 0 && c != ' ' && c != '\t' && c != '\r' && c != '\n')
+      break;
+  }
+  size_t end = i;
+  while (end < value.size() && value[end] != ';' && value[end] != ' ' && value[end] != '\t' &&
+         value[end] != '\r' && value[end] != '(')
+    ++end;
+  std::string_view token = value.substr(i, end - i);
+  if (token.size() >= 2 && token.front() == '"' && token.back() == '"')
+    token = token.substr(1, token.size() - 2);
+  return token.size() == id.size() && strncasecmp(token.data(), id.data(), id.size()) == 0;
 }
 
 namespace {
@@ -88,6 +140,9 @@ MessageEdit buildMessageEdit(const MessageEditInput& in, std::string_view messag
   if (in.envelope.rcpts.size() == 1)
     e.prepend_ += "\r\n\tfor <" + in.envelope.rcpts[0].address + ">";
   e.prepend_ += "; " + rfc5322Date(std::chrono::system_clock::now()) + "\r\n";
+  for (const auto& [name, value] : in.result.addedHeaders()) e.prepend_ += foldHeader(name, value);
+  std::string ar = authenticationResults(cfg.authserv_id, in.result.auth());
+  if (!ar.empty()) e.prepend_ += foldHeader("Authentication-Results", ar);
   if (!cfg.policy.status_header.empty()) {
     e.prepend_ += foldHeader(
         cfg.policy.status_header,
@@ -98,25 +153,51 @@ MessageEdit buildMessageEdit(const MessageEditInput& in, std::string_view messag
     e.prepend_ += "X-Spam-Flag: YES\r\n";
     e.prepend_ += fmt::format("X-Spam-Score: {:.2f}\r\n", in.result.score());
   }
-  e.before_ = message;
-  if (in.action == Action::kTagSubject && !cfg.policy.subject_tag.empty()) {
-    size_t insert_at = std::string_view::npos;
-    scanHeaders(message, [&](const HeaderField& f) {
-      if (f.name.size() == 7 && strncasecmp(f.name.data(), "Subject", 7) == 0) {
-        insert_at = f.value_offset;
-        if (insert_at < message.size() && message[insert_at] == ' ') ++insert_at;
-        return false;
-      }
-      return true;
-    });
-    if (insert_at == std::string_view::npos) {
-      e.prepend_ += "Subject: " + cfg.policy.subject_tag + "\r\n";
-    } else {
-      e.before_ = message.substr(0, insert_at);
-      e.tag_ = cfg.policy.subject_tag + " ";
-      e.after_ = message.substr(insert_at);
+
+  // Cuts: header fields left out, as [offset, end) in the message.
+  std::vector<std::pair<size_t, size_t>> cuts;
+  for (auto [off, len] : in.result.removedRanges())
+    if (off < message.size()) cuts.emplace_back(off, std::min(message.size(), off + len));
+  size_t subject_at = std::string_view::npos;
+  scanHeaders(message, [&](const HeaderField& f) {
+    if (f.name.size() == 22 && strncasecmp(f.name.data(), "Authentication-Results", 22) == 0 &&
+        claimsAuthservId(f.value, cfg.authserv_id))
+      cuts.emplace_back(f.offset, f.end);
+    if (subject_at == std::string_view::npos && f.name.size() == 7 &&
+        strncasecmp(f.name.data(), "Subject", 7) == 0) {
+      subject_at = f.value_offset;
+      if (subject_at < message.size() && message[subject_at] == ' ') ++subject_at;
     }
+    return true;
+  });
+  std::sort(cuts.begin(), cuts.end());
+
+  bool tag = in.action == Action::kTagSubject && !cfg.policy.subject_tag.empty() &&
+             !in.result.contentFrozen();
+  if (tag && subject_at == std::string_view::npos) {
+    e.prepend_ += "Subject: " + cfg.policy.subject_tag + "\r\n";
+    tag = false;
   }
+  if (tag) e.tag_ = cfg.policy.subject_tag + " ";
+  e.message_ = message;
+  size_t pos = 0;
+  auto keep = [&](size_t end) {  // emits [pos, end), with the tag where it belongs
+    if (tag && subject_at >= pos && subject_at <= end) {
+      if (subject_at > pos) e.pieces_.push_back({pos, subject_at - pos});
+      e.pieces_.push_back({0, std::string_view::npos});
+      pos = subject_at;
+      tag = false;
+    }
+    if (end > pos) e.pieces_.push_back({pos, end - pos});
+    pos = std::max(pos, end);
+  };
+  for (auto [from, to] : cuts) {
+    if (from < pos) from = pos;  // overlapping cuts
+    if (to <= from) continue;
+    keep(from);
+    pos = to;
+  }
+  keep(message.size());
   return e;
 }
 

@@ -1,5 +1,8 @@
-// What the gateway adds to a message before spooling it: a Received header,
-// the verdict trace header, spam flags, and the subject tag. The message body
+// What the gateway changes in a message before spooling it: it adds a
+// Received header, the header fields filters asked for (Received-SPF, DKIM
+// signatures, ...), one Authentication-Results, the verdict trace header and
+// spam flags, and the subject tag; it leaves out header fields filters marked
+// for removal and any Authentication-Results claiming our authserv-id. The message body
 // is never copied: the result is a list of slices over the original buffer
 // and a few small strings, written out with one gathered write.
 #pragma once
@@ -32,13 +35,25 @@ class MessageEdit {
 
  private:
   friend MessageEdit buildMessageEdit(const MessageEditInput& in, std::string_view message);
+  // A run of the received message, or (len == npos) the subject tag.
+  struct Piece {
+    size_t off = 0;
+    size_t len = 0;
+  };
   std::string prepend_;
-  std::string_view before_;  // message up to the subject tag insertion point
-  std::string tag_;          // "[SPAM] " or empty
-  std::string_view after_;   // the rest
+  std::string tag_;  // "[SPAM] " or empty
+  std::string_view message_;
+  std::vector<Piece> pieces_;  // in output order, after prepend_
 };
 
 MessageEdit buildMessageEdit(const MessageEditInput& in, std::string_view message);
+
+// The RFC 8601 Authentication-Results value for facts, or "" when no
+// sender-authentication check ran.
+std::string authenticationResults(std::string_view authserv_id, const AuthFacts& facts);
+// True if an Authentication-Results value names authserv_id (RFC 8601 5:
+// such fields from outside are forgeries and are removed).
+bool claimsAuthservId(std::string_view value, std::string_view authserv_id);
 
 // RFC 3848 protocol name for Received: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA.
 std::string protocolName(const SessionInfo& s);

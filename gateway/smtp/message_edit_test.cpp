@@ -259,5 +259,83 @@ TEST(MessageEdit, OriginalBytesAreReferencedNotCopied) {
   }
 }
 
+TEST(MessageEdit, ForgedAuthenticationResultsAreLeftOut) {
+  EditFixture f;
+  f.config.authserv_id = "mx.example.net";
+  const std::string message =
+      "Authentication-Results: mx.example.net; spf=pass\r\n\tsmtp.mailfrom=forged@example.org\r\n"
+      "Authentication-Results: other.example; dkim=pass header.d=example.org\r\n"
+      "From: alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n";
+  f.result.auth().spf = {"fail", "mailfrom", "example.org", "alice@example.org", "", "", ""};
+  std::string out = joined(f.build(message, Action::kTagSubject));
+  EXPECT_EQ(out.find("forged@"), std::string::npos);
+  EXPECT_NE(out.find("Authentication-Results: other.example; dkim=pass"), std::string::npos);
+  EXPECT_NE(out.find("Authentication-Results: mx.example.net; spf=fail\r\n"
+                     "\tsmtp.mailfrom=alice@example.org\r\n"),
+            std::string::npos);
+  EXPECT_NE(out.find("Subject: [SPAM] hi\r\n\r\nbody\r\n"), std::string::npos);
+}
+
+TEST(MessageEdit, FilterHeadersAndRemovedRanges) {
+  EditFixture f;
+  const std::string message = "X-Drop: me\r\nFrom: a@example.org\r\n\r\nbody\r\n";
+  f.result.addHeader("Received-SPF", "pass (mx: domain of a@example.org designates 192.0.2.7)");
+  f.result.removeRange(0, 12);
+  std::string out = joined(f.build(message, Action::kAccept));
+  size_t spf = out.find("Received-SPF: pass");
+  ASSERT_NE(spf, std::string::npos);
+  EXPECT_LT(out.find("Received: "), spf);
+  EXPECT_LT(spf, out.find("X-Mxgate-Status"));
+  EXPECT_EQ(out.find("X-Drop"), std::string::npos);
+  EXPECT_TRUE(out.ends_with("\r\nFrom: a@example.org\r\n\r\nbody\r\n")) << out;
+}
+
+TEST(MessageEdit, FrozenContentIsNotTagged) {
+  EditFixture f;
+  f.result.freezeContent();
+  std::string out = joined(f.build(kMessage, Action::kTagSubject));
+  EXPECT_NE(out.find("X-Spam-Flag: YES"), std::string::npos);
+  EXPECT_NE(out.find("Subject: hello there"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mxgate::smtp
+
+namespace mxgate::smtp {
+namespace {
+
+TEST(AuthenticationResults, EmptyWhenNothingChecked) {
+  EXPECT_EQ(authenticationResults("mx.test", AuthFacts{}), "");
+}
+
+TEST(AuthenticationResults, ListsSpfEverySignatureAndDmarc) {
+  AuthFacts a;
+  a.spf = {"pass", "mailfrom", "example.org", "u@example.org", "", "", ""};
+  a.dkim_checked = true;
+  a.dkim.push_back({"pass", "example.org", "s1", "rsa-sha256", "abcdefgh", ""});
+  a.dkim.push_back({"fail", "other.test", "s2", "ed25519-sha256", "12345678", "body hash"});
+  a.dmarc = {"pass", "example.org", "reject", "none", ""};
+  EXPECT_EQ(authenticationResults("mx.test", a),
+            "mx.test; spf=pass smtp.mailfrom=u@example.org; dkim=pass header.d=example.org "
+            "header.s=s1 header.a=rsa-sha256 header.b=abcdefgh; dkim=fail (body hash) "
+            "header.d=other.test header.s=s2 header.a=ed25519-sha256 header.b=12345678; "
+            "dmarc=pass (p=reject dis=none) header.from=example.org");
+}
+
+TEST(AuthenticationResults, HeloIdentityAndNoSignature) {
+  AuthFacts a;
+  a.spf = {"none", "helo", "client.test", "postmaster@client.test", "", "", ""};
+  a.dkim_checked = true;
+  EXPECT_EQ(authenticationResults("mx", a), "mx; spf=none smtp.helo=client.test; dkim=none");
+}
+
+TEST(AuthenticationResults, ClaimsAuthservId) {
+  EXPECT_TRUE(claimsAuthservId(" mx.test; spf=pass", "MX.test"));
+  EXPECT_TRUE(claimsAuthservId(" (comment (nested)) mx.test 1; none", "mx.test"));
+  EXPECT_TRUE(claimsAuthservId("\r\n\t\"mx.test\"; none", "mx.test"));
+  EXPECT_FALSE(claimsAuthservId(" mx.test.evil; none", "mx.test"));
+  EXPECT_FALSE(claimsAuthservId(" other; none", "mx.test"));
+}
+
 }  // namespace
 }  // namespace mxgate::smtp
