@@ -275,16 +275,12 @@ Config loadConfig(const std::string& file) {
   return c;
 }
 
-std::shared_ptr<const Runtime> loadRuntime(const std::string& file, KvStore* store,
-                                           Resolver* resolver) {
+std::shared_ptr<const Runtime> loadRuntime(const std::string& file, const FilterDeps& deps) {
   auto rt = std::make_shared<Runtime>();
   toml::value doc = parseTomlFile(file);
   TableReader root(doc, "");
   rt->config = readConfig(file, root);
   TableReader filters = root.getTable("filters");
-  FilterDeps deps;
-  deps.store = store;
-  deps.resolver = resolver;
   rt->pipeline.build(filters, filterRegistry(), rt->symbols, deps);
   TableReader symbols = root.getTable("symbols");
   for (const std::string& name : symbols.keys()) {

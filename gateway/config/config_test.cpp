@@ -43,7 +43,7 @@ std::optional<ConfigError> configError(const std::string& file) {
 
 std::optional<ConfigError> runtimeError(const std::string& file) {
   try {
-    loadRuntime(file, nullptr);
+    loadRuntime(file);
   } catch (const ConfigError& e) {
     return e;
   }
@@ -362,7 +362,7 @@ TEST(LoadRuntime, BuildsTheRegisteredFilters) {
   TempDir dir;
   const std::string file =
       dir.write("mxgate.toml", "[filters.lists]\ndeny_ips = [\"192.0.2.0/24\"]\n");
-  auto rt = loadRuntime(file, nullptr);
+  auto rt = loadRuntime(file);
   ASSERT_NE(rt, nullptr);
   std::vector<std::string> names;
   for (const auto& e : rt->pipeline.entries()) names.push_back(e.spec.name);
@@ -378,7 +378,7 @@ TEST(LoadRuntime, SymbolsOverrideDeclaredWeights) {
   TempDir dir;
   const std::string file =
       dir.write("mxgate.toml", "[symbols]\nLIST_DENY_IP = 7.5\nLIST_ALLOW_SENDER = -3\n");
-  auto rt = loadRuntime(file, nullptr);
+  auto rt = loadRuntime(file);
   EXPECT_EQ(rt->symbols.find("LIST_DENY_IP")->weight, 7.5);
   EXPECT_EQ(rt->symbols.find("LIST_ALLOW_SENDER")->weight, -3);
   EXPECT_EQ(rt->symbols.find("LIST_DENY_SENDER")->weight, 20) << "untouched default";

@@ -23,10 +23,9 @@ struct Runtime {
 };
 
 // Loads and validates everything. Throws ConfigError (file:line: message).
-// store may be null when only validating (--check-config); filters then get
-// a null store and must not use it at build time.
-std::shared_ptr<const Runtime> loadRuntime(const std::string& file, KvStore* store,
-                                           Resolver* resolver = nullptr);
+// deps holds the daemon's shared services; when only validating
+// (--check-config) they are null, and filters must not use them at build time.
+std::shared_ptr<const Runtime> loadRuntime(const std::string& file, const FilterDeps& deps = {});
 
 // Only the [server]/[smtp]/... settings, without building filters.
 Config loadConfig(const std::string& file);

@@ -310,7 +310,7 @@ int dnsLookup(const mxgate::Config& cfg, const std::vector<std::string>& args) {
 }
 
 int symbols(const std::string& file) {
-  auto rt = mxgate::loadRuntime(file, nullptr);
+  auto rt = mxgate::loadRuntime(file);
   std::map<std::string, const mxgate::SymbolInfo*> sorted;
   for (const auto& [name, info] : rt->symbols.all()) sorted[name] = &info;
   std::cout << fmt::format("{:<28}  {:>8}  {:<10}  {}\n", "SYMBOL", "WEIGHT", "FILTER",
@@ -356,7 +356,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (cmd == "check-config") {
-      mxgate::loadRuntime(config_file, nullptr);
+      mxgate::loadRuntime(config_file);
       std::cout << config_file << ": ok\n";
       return 0;
     }

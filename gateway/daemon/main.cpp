@@ -20,6 +20,7 @@
 #include "gateway/queue/maildir_agent.h"
 #include "gateway/queue/queue_manager.h"
 #include "gateway/smtp/server.h"
+#include "gateway/util/worker_pool.h"
 #include "gateway/version.h"
 #include "store/kv_store.h"
 
@@ -155,7 +156,7 @@ int main(int argc, char** argv) {
 
   if (check_only) {
     try {
-      auto rt = mxgate::loadRuntime(config_file, nullptr);
+      auto rt = mxgate::loadRuntime(config_file);
       if (!rt->config.dns.static_zones.empty())
         mxgate::makeResolver(rt->config.dns);  // parse the zone file
       std::cout << config_file << ": ok\n";
@@ -202,10 +203,16 @@ int main(int argc, char** argv) {
     // Declared after the server: it must go before the event loops it
     // posts answers into.
     std::unique_ptr<mxgate::Resolver> resolver;
+    // Blocking library calls of filters; joined before the store goes.
+    mxgate::WorkerPool workers(0);
+    mxgate::FilterDeps deps;
     std::shared_ptr<const mxgate::Runtime> rt;
     try {
       resolver = mxgate::makeResolver(cfg.dns);
-      rt = mxgate::loadRuntime(config_file, store.get(), resolver.get());
+      deps.store = store.get();
+      deps.resolver = resolver.get();
+      deps.workers = &workers;
+      rt = mxgate::loadRuntime(config_file, deps);
     } catch (const mxgate::ConfigError& e) {
       spdlog::error("{}", e.what());
       return 1;
@@ -249,7 +256,7 @@ int main(int argc, char** argv) {
         if (ec) return;
         if (sig == SIGHUP) {
           try {
-            auto next = mxgate::loadRuntime(config_file, store.get(), resolver.get());
+            auto next = mxgate::loadRuntime(config_file, deps);
             // Certificates are re-read too (renewals keep their paths).
             auto next_tls = loadTls(next->config);
             const auto& old_cfg = services.runtime.load()->config;

@@ -28,6 +28,7 @@ class KvStore;
 class Resolver;
 class TableReader;
 class SymbolTable;
+class WorkerPool;
 
 enum class FailMode {
   kTempfail,  // answer 451 4.3.0 (or 421 at connect) and let the client retry
@@ -132,6 +133,8 @@ struct FilterDeps {
   // The one shared, caching DNS resolver; outlives filters. Null when only
   // validating a configuration: filters must not use it at build time.
   Resolver* resolver = nullptr;
+  // The bounded pool for blocking library calls (never block an event loop).
+  WorkerPool* workers = nullptr;
 };
 
 // Registered once per filter in filters/registry.cpp.
