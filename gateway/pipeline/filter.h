@@ -101,6 +101,7 @@ class FilterContext {
   }
   void removeRange(size_t offset, size_t length) { result_.removeRange(offset, length); }
   void freezeContent() { result_.freezeContent(); }
+  void requireAction(Action a) { result_.requireAction(a); }
 
   // Pipeline-internal setters.
   void setRecipient(const Recipient* r) { rcpt_ = r; }

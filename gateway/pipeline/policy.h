@@ -2,11 +2,9 @@
 #pragma once
 
 #include "gateway/config/config.h"
+#include "gateway/pipeline/types.h"
 
 namespace mxgate {
-
-// Ordered by severity; the most severe threshold reached wins.
-enum class Action { kAccept, kAddHeader, kTagSubject, kQuarantine, kDiscard, kReject };
 
 const char* actionName(Action a);
 Action decideAction(const PolicyConfig& policy, double score);

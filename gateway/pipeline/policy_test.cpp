@@ -76,3 +76,19 @@ TEST(ActionName, EveryAction) {
 
 }  // namespace
 }  // namespace mxgate
+
+namespace mxgate {
+namespace {
+
+TEST(ScanResult, RequiredActionKeepsTheMostSevere) {
+  ScanResult r;
+  EXPECT_EQ(r.requiredAction(), Action::kAccept);
+  r.requireAction(Action::kQuarantine);
+  r.requireAction(Action::kAddHeader);
+  EXPECT_EQ(r.requiredAction(), Action::kQuarantine);
+  r.clear();
+  EXPECT_EQ(r.requiredAction(), Action::kAccept);
+}
+
+}  // namespace
+}  // namespace mxgate

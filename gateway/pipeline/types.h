@@ -1,6 +1,7 @@
 // What filters see of an SMTP session and message, and what they report back.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -19,6 +20,10 @@ inline constexpr int kStageCount = 5;
 const char* stageName(Stage s);
 // Parses "connect", "helo", "mail", "rcpt", "data"; false if unknown.
 bool parseStage(std::string_view name, Stage* out);
+
+// What the policy step does with a message. Ordered by severity; the most
+// severe of (score threshold reached, action a filter required) wins.
+enum class Action : uint8_t { kAccept, kAddHeader, kTagSubject, kQuarantine, kDiscard, kReject };
 
 // An SMTP reply: code, RFC 3463 enhanced status, text (one line, no CRLF).
 struct Reply {
@@ -149,6 +154,10 @@ class ScanResult {
   // header fields or body (the subject tag is then not applied).
   void freezeContent() { frozen_ = true; }
   bool contentFrozen() const { return frozen_; }
+  // A filter's verdict that does not go through the score (e.g. DMARC
+  // p=quarantine, a hook asking to hold): the message gets at least this.
+  void requireAction(Action a) { required_ = std::max(required_, a); }
+  Action requiredAction() const { return required_; }
 
  private:
   std::vector<SymbolHit> hits_;
@@ -157,6 +166,7 @@ class ScanResult {
   std::vector<std::pair<std::string, std::string>> headers_;
   std::vector<std::pair<size_t, size_t>> removed_;
   bool frozen_ = false;
+  Action required_ = Action::kAccept;
 };
 
 }  // namespace mxgate

@@ -717,7 +717,7 @@ asio::awaitable<void> Session::finishMessage(bool bare_lf, bool bare_cr, bool ov
     if (sr.disconnect) closing_ = true;
     co_return;
   }
-  Action action = decideAction(cfg.policy, result_.score());
+  Action action = std::max(decideAction(cfg.policy, result_.score()), result_.requiredAction());
   if (action == Action::kReject) {
     refuse({550, "5.7.1", cfg.policy.reject_text}, "reject");
     co_return;
