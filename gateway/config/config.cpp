@@ -111,6 +111,9 @@ std::string Config::resolvePath(const std::string& path) const {
 }
 
 // Reads everything but [filters] and [symbols], which need the registry.
+void readPriorities(TableReader& delivery, PriorityConfig& p);
+void readRoutes(TableReader& root, Config& c);
+
 static Config readConfig(const std::string& file, TableReader& root) {
   Config c;
   c.file = file;
@@ -197,7 +200,14 @@ static Config readConfig(const std::string& file, TableReader& root) {
   dc.max_lifetime = std::chrono::duration_cast<std::chrono::seconds>(
       delivery.getDuration("max_lifetime", dc.max_lifetime));
   if (dc.max_lifetime.count() < 60) delivery.fail("max_lifetime", "must be at least 1m");
+  dc.dns_error_limit =
+      static_cast<uint32_t>(delivery.getInt("dns_error_limit", dc.dns_error_limit, 1, 1000));
+  dc.max_concurrency = static_cast<size_t>(delivery.getInt("max_concurrency", 100, 1, 10000));
+  dc.destination_concurrency =
+      static_cast<size_t>(delivery.getInt("destination_concurrency", 20, 1, 10000));
+  readPriorities(delivery, dc.priority);
   delivery.finish();
+  readRoutes(root, c);
 
   TableReader dns = root.getTable("dns");
   auto [dfile, dline] = dns.where("servers");

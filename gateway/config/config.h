@@ -52,6 +52,48 @@ struct PolicyConfig {
   std::string reject_text = "Message rejected as spam";
 };
 
+// One [[route]]: where mail for some recipient domains goes. Routes are
+// tried in file order and the first match wins; after them come two
+// implicit ones: [[domains]] -> local, everything else -> mx.
+struct RouteConfig {
+  enum class Type { kLocal, kForward, kSmarthost, kMx, kBackupMx };
+  enum class Tls { kNone, kMay, kEncrypt, kVerify };
+  struct Host {
+    std::string host;  // name or IP literal
+    uint16_t port = 25;
+    uint32_t weight = 1;
+  };
+  std::string name;  // for logs and `mxgatectl queue`; default "route<N>"
+  std::string file;  // where it was declared, for messages
+  uint32_t line = 0;
+  // "example.com" (exact), ".example.com" (any subdomain), "*" (any).
+  std::vector<std::string> domains;
+  Type type = Type::kMx;
+  std::vector<Host> hosts;  // forward / smarthost: tried in order, or by weight
+  bool weighted = false;
+  Tls tls = Tls::kMay;
+  std::string tls_ca_file;  // kVerify: CA bundle; empty = system CAs
+  std::string auth_user;
+  std::string auth_password;  // read from auth_password_file
+  int min_priority = 1, max_priority = 10;
+  std::vector<std::chrono::seconds> retry_schedule;  // empty: [delivery] retry_schedule
+  std::optional<std::chrono::seconds> max_lifetime;  // unset: [delivery] max_lifetime
+  size_t concurrency = 0;                            // 0: [delivery] destination_concurrency
+
+  bool matches(std::string_view lowercase_domain, int priority) const;
+};
+
+const char* routeTypeName(RouteConfig::Type t);
+
+// Priorities 1 (lowest) to 10 (highest), delivered highest first.
+struct PriorityConfig {
+  int normal = 5;
+  std::unordered_map<std::string, int> sender_domains;  // MAIL FROM domain -> priority
+  uint64_t large_message = 0;                           // bytes; 0: no size rule
+  int large_priority = 3;
+  int retry_priority = 4;  // a deferred message drops to this (if it was higher)
+};
+
 struct DeliveryConfig {
   // Accept and keep mail in the spool without delivering it (maintenance,
   // or a backup MX holding for its primary). Takes effect at start.
@@ -64,6 +106,13 @@ struct DeliveryConfig {
       std::chrono::minutes(15), std::chrono::minutes(30), std::chrono::minutes(60),
       std::chrono::minutes(90), std::chrono::hours(4)};
   std::chrono::seconds max_lifetime{std::chrono::hours(24 * 5)};
+  // Recipients whose destination fails to resolve this many times fail
+  // (mistyped domains bounce fast instead of waiting out max_lifetime).
+  uint32_t dns_error_limit = 2;
+  size_t max_concurrency = 100;         // deliveries in flight, overall
+  size_t destination_concurrency = 20;  // per destination (route or MX domain)
+  PriorityConfig priority;
+  std::vector<RouteConfig> routes;  // [[route]], in file order
 };
 
 struct DnsConfig {

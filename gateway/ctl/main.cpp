@@ -16,6 +16,7 @@
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
 #include "gateway/config/table_reader.h"
+#include "gateway/daemon/control.h"
 #include "gateway/dns/make_resolver.h"
 #include "gateway/queue/queue_manager.h"
 #include "gateway/spool/spool_record.h"
@@ -48,13 +49,31 @@ COMMANDS
         Every symbol the enabled filters can add, with its weight (after
         [symbols] overrides), filter and description.
     queue list [--all]
-        Messages in the queue: id, age, size, policy action, delivery state
-        (recipients delivered, failed, deferred and the next attempt),
-        sender and recipients. Finished messages whose spool segment is not
-        yet reclaimed are left out unless --all is given.
+        Messages in the queue: id, age, size, policy action, attempts so
+        far, next attempt, recipients delivered/total, status (queued,
+        deferred, held, quarantine, failed, partly failed, done), sender
+        and recipients. Finished
+        messages whose spool segment is not yet reclaimed are left out
+        unless --all is given.
     queue show ID [--raw]
-        One message: its envelope and verdict, then the message as spooled.
-        --raw writes only the stored message bytes.
+        One message: its envelope and verdict, each recipient's delivery
+        state, then the message as spooled. --raw writes only the bytes.
+    queue flush [ID | --domain DOMAIN]
+        Try deferred mail now: all of it, one message, or one domain's.
+    queue retry-reset [DOMAIN]
+        Forget back-off: attempts counters restart (the retry schedule
+        starts over), unreachable destinations are tried again, now.
+    queue hold ID | --domain DOMAIN
+        Keep a message, or all mail for a domain (the backup MX practice
+        while the primary is down), until released. Survives restarts.
+    queue release ID | --domain DOMAIN
+        Lift a hold; releasing a quarantined message delivers it.
+    queue holds
+        Domains on hold.
+    queue delete ID
+        Drop a message without delivering it and without a bounce.
+    The commands that change the queue talk to the running daemon through
+    <state_dir>/control.sock.
     blocks list
         Clients blocked by abuse detection, with reason and expiry.
     blocks add IP [--for DURATION] [--reason TEXT]
@@ -110,51 +129,122 @@ void forEachRecord(const mxgate::Config& cfg, Fn fn) {
   }
 }
 
-// "2/3 delivered, 1 deferred (next in 14m)" from the queue's stored state.
+// One message's delivery state in the columns of `queue list`.
 struct DeliverySummary {
   bool finished = false;
-  std::string text;
+  uint32_t attempts = 0;  // the most any recipient had
+  int64_t next = 0;       // earliest next attempt of a deferred recipient
+  size_t delivered = 0, total = 0;
+  std::string status;
 };
 
 DeliverySummary summarize(const std::vector<mxgate::RecipientDelivery>& st, size_t rcpts,
-                          const std::string& action) {
-  if (action == "quarantine") return {false, "held"};
-  if (st.empty()) return {false, fmt::format("0/{} queued", rcpts)};
-  size_t delivered = 0, failed = 0, deferred = 0;
-  int64_t next = 0;
+                          const std::string& action, const std::string& flags) {
+  DeliverySummary out;
+  out.total = st.empty() ? rcpts : st.size();
+  size_t failed = 0, deferred = 0;
   for (const auto& r : st) {
-    if (r.status == "delivered") ++delivered;
+    out.attempts = std::max(out.attempts, r.attempts);
+    if (r.status == "delivered") ++out.delivered;
     if (r.status == "failed") ++failed;
     if (r.status == "deferred") {
       ++deferred;
-      next = next == 0 ? r.next_attempt_unix : std::min(next, r.next_attempt_unix);
+      out.next = out.next == 0 ? r.next_attempt_unix : std::min(out.next, r.next_attempt_unix);
     }
   }
-  DeliverySummary out;
-  out.finished = delivered + failed == st.size();
-  out.text = fmt::format("{}/{} delivered", delivered, st.size());
-  if (failed) out.text += fmt::format(", {} failed", failed);
-  if (deferred) out.text += fmt::format(", {} deferred until {}", deferred, utc(next));
+  out.finished = !st.empty() && out.delivered + failed == st.size();
+  if (out.finished)
+    out.status = failed ? (out.delivered ? "partly failed" : "failed") : "done";
+  else if (flags.find('h') != std::string::npos)
+    out.status = "held";
+  else if (action == "quarantine" && flags.find('r') == std::string::npos)
+    out.status = "quarantine";
+  else if (deferred)
+    out.status = "deferred";
+  else
+    out.status = "queued";
   return out;
+}
+
+std::string inWhen(int64_t unix_s) {
+  if (unix_s == 0) return "-";
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  int64_t d = unix_s - now;
+  if (d <= 0) return "now";
+  if (d < 120) return fmt::format("{}s", d);
+  if (d < 7200) return fmt::format("{}m", d / 60);
+  if (d < 172800) return fmt::format("{}h", d / 3600);
+  return fmt::format("{}d", d / 86400);
+}
+
+int queueControl(const mxgate::Config& cfg, const std::vector<std::string>& args) {
+  const std::string& sub = args[0];
+  std::string request;
+  auto domainOr = [&](const char* verb, const char* domain_verb) -> bool {
+    if (args.size() == 3 && args[1] == "--domain") {
+      request = std::string(domain_verb) + " " + args[2];
+      return true;
+    }
+    if (args.size() == 2 && args[1].rfind("--", 0) != 0) {
+      request = std::string(verb) + " " + args[1];
+      return true;
+    }
+    return false;
+  };
+  if (sub == "flush") {
+    if (args.size() == 1)
+      request = "flush";
+    else if (args.size() == 3 && args[1] == "--domain")
+      request = "flush " + mxgate::toLower(args[2]);
+    else if (args.size() == 2)
+      request = "flush " + args[1];
+    else
+      return usageError("usage: queue flush [ID | --domain DOMAIN]");
+  } else if (sub == "retry-reset") {
+    if (args.size() > 2) return usageError("usage: queue retry-reset [DOMAIN]");
+    request = args.size() == 2 ? "retry-reset " + mxgate::toLower(args[1]) : "retry-reset";
+  } else if (sub == "hold") {
+    if (!domainOr("hold", "hold-domain")) return usageError("usage: queue hold ID | --domain D");
+  } else if (sub == "release") {
+    if (!domainOr("release", "release-domain"))
+      return usageError("usage: queue release ID | --domain D");
+  } else if (sub == "delete") {
+    if (args.size() != 2) return usageError("usage: queue delete ID");
+    request = "delete " + args[1];
+  } else if (sub == "holds") {
+    request = "holds";
+  } else {
+    return usageError("unknown queue command '" + sub + "'");
+  }
+  std::string reply = mxgate::controlRequest(cfg.state_dir + "/control.sock", "queue " + request);
+  bool ok = reply.rfind("ok", 0) == 0;
+  std::string text = reply.substr(std::min(reply.size(), ok ? size_t{3} : size_t{6}));
+  (ok ? std::cout : std::cerr) << (ok ? "" : "mxgatectl: ") << text << "\n";
+  return ok ? 0 : 1;
 }
 
 int queueList(const mxgate::Config& cfg, bool all) {
   auto store = mxgate::openLmdbStore(cfg.state_dir + "/store", cfg.store_map_size);
   int count = 0, finished = 0;
   uint64_t bytes = 0;
-  std::cout << fmt::format("{:<16}  {:>5}  {:>9}  {:<10}  {:<28}  {:<30}  {}\n", "ID", "AGE",
-                           "SIZE", "ACTION", "DELIVERY", "FROM", "RECIPIENTS");
+  const char* kRow = "{:<16}  {:>5}  {:>9}  {:<11}  {:>3}  {:>5}  {:>5}  {:<13}  {:<30}  {}\n";
+  std::cout << fmt::format(fmt::runtime(kRow), "ID", "AGE", "SIZE", "ACTION", "TRY", "NEXT",
+                           "RCPTS", "STATUS", "FROM", "RECIPIENTS");
   forEachRecord(cfg, [&](const mxgate::SpoolRecordView& r) {
     auto state = mxgate::QueueManager::loadDelivery(*store, r.meta.queue_id);
-    DeliverySummary sum = summarize(state, r.meta.envelope.rcpts.size(), r.meta.action);
+    auto flags = mxgate::QueueManager::loadFlags(*store, r.meta.queue_id);
+    DeliverySummary sum = summarize(state, r.meta.envelope.rcpts.size(), r.meta.action, flags);
     if (sum.finished) {
       ++finished;
       if (!all) return true;
     }
     std::string rcpts;
     for (const auto& rc : r.meta.envelope.rcpts) rcpts += (rcpts.empty() ? "" : ",") + rc.address;
-    std::cout << fmt::format("{:<16}  {:>5}  {:>9}  {:<10}  {:<28}  {:<30}  {}\n", r.meta.queue_id,
-                             age(r.meta.received_ms), r.body.size(), r.meta.action, sum.text,
+    std::cout << fmt::format(fmt::runtime(kRow), r.meta.queue_id, age(r.meta.received_ms),
+                             r.body.size(), r.meta.action, sum.attempts, inWhen(sum.next),
+                             fmt::format("{}/{}", sum.delivered, sum.total), sum.status,
                              "<" + r.meta.envelope.mail_from + ">", rcpts);
     ++count;
     bytes += r.body.size();
@@ -375,7 +465,7 @@ int main(int argc, char** argv) {
         if (args.size() > 2 && !raw) return usageError("unexpected argument '" + args[2] + "'");
         return queueShow(cfg, args[1], raw);
       }
-      return usageError("unknown queue command '" + args[0] + "'");
+      return queueControl(cfg, args);
     }
     if (cmd == "blocks") return blocks(cfg, args);
     if (cmd == "dns") return dnsLookup(cfg, args);

@@ -15,10 +15,12 @@
 
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
+#include "gateway/daemon/control.h"
 #include "gateway/daemon/privileges.h"
 #include "gateway/dns/make_resolver.h"
 #include "gateway/queue/maildir_agent.h"
 #include "gateway/queue/queue_manager.h"
+#include "gateway/queue/router.h"
 #include "gateway/smtp/server.h"
 #include "gateway/util/worker_pool.h"
 #include "gateway/version.h"
@@ -222,19 +224,20 @@ int main(int argc, char** argv) {
         mxgate::Spool::Options{cfg.spool_dir + "/segments", cfg.spool_segment_size, nullptr});
     services.spool = &spool;
 
-    // Delivery: local domains go to Maildirs; other domains wait for the
-    // outbound agents (deferred with a clear reply, never dropped).
+    // Delivery: [[route]]s first, then [[domains]] -> local Maildirs, then MX.
     mxgate::MaildirAgent local({cfg.delivery.maildir_root, cfg.delivery.quota, cfg.hostname});
     mxgate::QueueManager::Options qopt;
     qopt.segments_dir = spool.dir();
     qopt.store = store.get();
     qopt.local = &local;
-    qopt.route = [&services, &local](const std::string& domain) -> mxgate::DeliveryAgent* {
-      if (domain.empty() || services.runtime.load()->config.findDomain(domain)) return &local;
-      return nullptr;
-    };
+    qopt.route = mxgate::makeRouter(std::shared_ptr<const mxgate::Config>(rt, &rt->config),
+                                    mxgate::Transports{});
     qopt.retry_schedule = cfg.delivery.retry_schedule;
     qopt.max_lifetime = cfg.delivery.max_lifetime;
+    qopt.dns_error_limit = cfg.delivery.dns_error_limit;
+    qopt.max_concurrency = cfg.delivery.max_concurrency;
+    qopt.destination_concurrency = cfg.delivery.destination_concurrency;
+    qopt.priority = cfg.delivery.priority;
     qopt.current_segment = [&spool] { return spool.currentSegment(); };
     mxgate::QueueManager queue(std::move(qopt));
     if (cfg.delivery.hold) {
@@ -249,6 +252,15 @@ int main(int argc, char** argv) {
                  spool.recovery().torn_segments
                      ? " (some end in an unacknowledged partial write; see above)"
                      : "");
+
+    std::unique_ptr<mxgate::ControlServer> control;
+    try {
+      control = std::make_unique<mxgate::ControlServer>(
+          server.mainContext(), cfg.state_dir + "/control.sock", services.queue);
+    } catch (const std::exception& e) {
+      // The gateway works without it; only mxgatectl's queue commands do not.
+      spdlog::error("control socket {}/control.sock: {}", cfg.state_dir, e.what());
+    }
 
     asio::signal_set signals(server.mainContext(), SIGHUP, SIGTERM, SIGINT);
     std::function<void()> wait_signal = [&] {

@@ -12,8 +12,14 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "gateway/smtp/command.h"
+#include "gateway/util/strings.h"
 
 namespace mxgate {
 
@@ -52,6 +58,12 @@ bool parseNum(std::string_view s, T* out) {
   return e == std::errc() && p == s.data() + s.size();
 }
 
+constexpr std::string_view kHoldBucket = "queue_holds";
+
+std::string domainPart(const std::string& address) {
+  return smtp::domainOf(address);
+}
+
 }  // namespace
 
 const char* QueueManager::statusName(Status s) {
@@ -69,10 +81,15 @@ const char* QueueManager::statusName(Status s) {
 }
 
 std::string QueueManager::encodeState(const Message& m) {
-  std::string out = fmt::format("q1\t{}\t{}\t{}\n", m.loc.segment, m.loc.offset, m.first_seen);
+  std::string flags;
+  if (m.admin_hold) flags += 'h';
+  if (m.released) flags += 'r';
+  std::string out = fmt::format("q1\t{}\t{}\t{}", m.loc.segment, m.loc.offset, m.first_seen);
+  if (!flags.empty()) out += "\t" + flags;
+  out += '\n';
   for (const auto& r : m.rcpts)
-    out += fmt::format("r\t{}\t{}\t{}\t{}\t{}\n", statusName(r.status), r.attempts, r.next_attempt,
-                       oneLine(r.address), oneLine(r.last_reply));
+    out += fmt::format("r\t{}\t{}\t{}\t{}\t{}\t{}\n", statusName(r.status), r.attempts,
+                       r.next_attempt, oneLine(r.address), oneLine(r.last_reply), r.dns_errors);
   return out;
 }
 
@@ -82,15 +99,20 @@ bool QueueManager::decodeState(std::string_view text, Message* m) {
     size_t eol = text.find('\n');
     std::string_view line = text.substr(0, eol);
     text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
-    auto f = split(line, '\t', 6);
     if (!head) {
-      if (f.size() != 4 || f[0] != "q1" || !parseNum(f[1], &m->loc.segment) ||
+      auto f = split(line, '\t', 5);
+      if (f.size() < 4 || f[0] != "q1" || !parseNum(f[1], &m->loc.segment) ||
           !parseNum(f[2], &m->loc.offset) || !parseNum(f[3], &m->first_seen))
         return false;
+      if (f.size() == 5) {
+        m->admin_hold = f[4].find('h') != std::string_view::npos;
+        m->released = f[4].find('r') != std::string_view::npos;
+      }
       head = true;
       continue;
     }
-    if (f.size() != 6 || f[0] != "r") return false;
+    auto f = split(line, '\t', 7);
+    if (f.size() < 6 || f[0] != "r") return false;
     RcptState r;
     if (f[1] == "pending")
       r.status = Status::kPending;
@@ -105,6 +127,7 @@ bool QueueManager::decodeState(std::string_view text, Message* m) {
     if (!parseNum(f[2], &r.attempts) || !parseNum(f[3], &r.next_attempt)) return false;
     r.address = f[4];
     r.last_reply = f[5];
+    if (f.size() == 7 && !parseNum(f[6], &r.dns_errors)) return false;
     m->rcpts.push_back(std::move(r));
   }
   return head;
@@ -121,9 +144,19 @@ std::vector<RecipientDelivery> QueueManager::loadDelivery(KvStore& store,
   return out;
 }
 
-QueueManager::QueueManager(Options options) : options_(std::move(options)) {
+std::string QueueManager::loadFlags(KvStore& store, const std::string& queue_id) {
+  auto saved = store.get(kQueueBucket, queue_id);
+  Message m;
+  if (!saved || !decodeState(*saved, &m)) return {};
+  return std::string(m.admin_hold ? "h" : "") + (m.released ? "r" : "");
+}
+
+QueueManager::QueueManager(Options options)
+    : options_(std::move(options)), local_pool_(std::max<size_t>(1, options_.local_threads), 4096) {
   if (options_.retry_schedule.empty()) options_.retry_schedule = {std::chrono::hours(1)};
   if (!options_.clock) options_.clock = [] { return std::chrono::system_clock::now(); };
+  if (options_.max_concurrency == 0) options_.max_concurrency = 1;
+  if (options_.destination_concurrency == 0) options_.destination_concurrency = 1;
 }
 
 QueueManager::~QueueManager() {
@@ -131,22 +164,25 @@ QueueManager::~QueueManager() {
 }
 
 void QueueManager::start() {
-  stop_requested_ = false;
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = false;
-  }
+  stopping_ = false;
+  io_.restart();
   worker_ = std::thread([this] { workerLoop(); });
 }
 
-void QueueManager::stop() {
-  {
-    std::lock_guard lock(mu_);
+void QueueManager::stop(std::chrono::seconds grace) {
+  if (!worker_.joinable()) return;
+  asio::post(io_, [this, grace] {
     stopping_ = true;
-  }
-  stop_requested_ = true;
-  cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+    wake_.cancel();
+    if (active_ == 0) {
+      io_.stop();
+      return;
+    }
+    // Running jobs get `grace` to finish; then the loop stops under them.
+    auto timer = std::make_shared<asio::steady_timer>(io_, grace);
+    timer->async_wait([this, timer](asio::error_code) { io_.stop(); });
+  });
+  worker_.join();
 }
 
 void QueueManager::enqueue(const SpoolMeta& meta, SpoolLocation loc) {
@@ -154,7 +190,7 @@ void QueueManager::enqueue(const SpoolMeta& meta, SpoolLocation loc) {
     std::lock_guard lock(mu_);
     incoming_.emplace_back(meta, loc);
   }
-  cv_.notify_one();
+  asio::post(io_, [this] { wake_.cancel(); });
 }
 
 QueueStats QueueManager::stats() const {
@@ -172,13 +208,43 @@ bool QueueManager::hasDeferred(const Message& m) {
                      [](const RcptState& r) { return r.status == Status::kDeferred; });
 }
 
+int QueueManager::priorityOf(const Message& m) const {
+  int p = m.base_priority;
+  bool retried = std::any_of(m.rcpts.begin(), m.rcpts.end(),
+                             [](const RcptState& r) { return r.attempts > 0; });
+  if (retried) p = std::min(p, options_.priority.retry_priority);
+  return p;
+}
+
+bool QueueManager::domainHeld(const std::string& address) const {
+  return !held_domains_.empty() && held_domains_.count(domainPart(address)) > 0;
+}
+
+void QueueManager::updateCounts(const Message& m, int sign) {
+  if (m.finished) return;
+  if (m.held()) {
+    held_count_ += sign;
+  } else {
+    open_count_ += sign;
+    if (hasDeferred(m)) deferred_count_ += sign;
+  }
+}
+
 void QueueManager::admit(const std::string& id, const SpoolMeta& meta, SpoolLocation loc) {
   if (id.empty() || messages_.count(id) > 0) return;  // already known: a duplicate enqueue
   Message m;
   m.loc = loc;
   m.received_ms = meta.received_ms;
   m.first_seen = meta.received_ms / 1000;
-  m.held = meta.action == "quarantine";
+  m.quarantined = meta.action == "quarantine";
+  m.size = meta.envelope.declared_size;
+  m.sender_domain = domainPart(meta.envelope.mail_from);
+  const PriorityConfig& pc = options_.priority;
+  m.base_priority = pc.normal;
+  if (auto it = pc.sender_domains.find(m.sender_domain); it != pc.sender_domains.end())
+    m.base_priority = it->second;
+  else if (pc.large_message > 0 && m.size >= pc.large_message)
+    m.base_priority = pc.large_priority;
   for (const auto& r : meta.envelope.rcpts) {
     m.rcpts.emplace_back();
     m.rcpts.back().address = r.address;
@@ -193,6 +259,8 @@ void QueueManager::admit(const std::string& id, const SpoolMeta& meta, SpoolLoca
     Message stored;
     if (decodeState(*saved, &stored) && stored.rcpts.size() == m.rcpts.size()) {
       m.first_seen = stored.first_seen;
+      m.admin_hold = stored.admin_hold;
+      m.released = stored.released;
       m.rcpts = std::move(stored.rcpts);
     } else {
       // At-least-once: a state we cannot trust means every recipient again.
@@ -205,24 +273,38 @@ void QueueManager::admit(const std::string& id, const SpoolMeta& meta, SpoolLoca
   seg.ids.push_back(id);
   if (!m.finished) {
     ++seg.open;
-    if (m.held) {
-      ++held_count_;
-      spdlog::info("{}: held (quarantine), not delivered", id);
-    } else {
-      ++open_count_;
-      if (hasDeferred(m)) ++deferred_count_;
-      refreshDue(id, m);
-    }
+    updateCounts(m, +1);
+    if (m.held())
+      spdlog::info("{}: held ({}), not delivered", id,
+                   m.admin_hold ? "by the admin" : "quarantine");
+    else
+      schedule(id, m);
   }
   messages_.emplace(id, std::move(m));
 }
 
-void QueueManager::refreshDue(const std::string& id, Message& m) {
+void QueueManager::admitIncoming() {
+  std::deque<std::pair<SpoolMeta, SpoolLocation>> batch;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(incoming_);
+  }
+  for (const auto& [meta, loc] : batch) admit(meta.queue_id, meta, loc);
+}
+
+// Puts an open, unheld message without running jobs into schedule_ at its
+// earliest due recipient (recipients of held domains do not count).
+void QueueManager::schedule(const std::string& id, Message& m) {
+  if (m.finished || m.held() || m.jobs > 0) return;
   int64_t due = INT64_MAX;
   for (const auto& r : m.rcpts)
-    if (!isFinal(r.status)) due = std::min(due, r.next_attempt);
+    if (!isFinal(r.status) && !domainHeld(r.address)) due = std::min(due, r.next_attempt);
   m.due = due;
-  schedule_.emplace(due, id);
+  if (due != INT64_MAX) schedule_.emplace(due, id);
+}
+
+void QueueManager::unschedule(const std::string& id, const Message& m) {
+  schedule_.erase({m.due, id});
 }
 
 void QueueManager::recover() {
@@ -240,6 +322,10 @@ void QueueManager::recover() {
     return true;
   });
   for (const auto& key : stale) options_.store->erase(kQueueBucket, key);
+  options_.store->scan(kHoldBucket, "", [&](std::string_view key, std::string_view) {
+    held_domains_.emplace(key);
+    return true;
+  });
 
   for (const auto& [n, path] : segments) {
     segments_[n];  // an empty (or emptied) segment is drained too
@@ -250,20 +336,25 @@ void QueueManager::recover() {
     if (!rep.problem.empty()) spdlog::warn("queue: {}: {}", path, rep.problem);
   }
   spdlog::info(
-      "queue: recovered {} message(s) to deliver ({} deferred), {} held, in {} segment(s){}",
+      "queue: recovered {} message(s) to deliver ({} deferred), {} held, in {} segment(s){}{}",
       open_count_, deferred_count_, held_count_, segments.size(),
-      stale.empty() ? "" : fmt::format("; erased {} stale state key(s)", stale.size()));
+      stale.empty() ? "" : fmt::format("; erased {} stale state key(s)", stale.size()),
+      held_domains_.empty() ? "" : fmt::format("; {} domain(s) on hold", held_domains_.size()));
   publishStats();
 }
 
 size_t QueueManager::runDue() {
-  std::deque<std::pair<SpoolMeta, SpoolLocation>> batch;
-  {
-    std::lock_guard lock(mu_);
-    batch.swap(incoming_);
-  }
-  for (const auto& [meta, loc] : batch) admit(meta.queue_id, meta, loc);
+  admitIncoming();
+  size_t attempts = dispatchDue();
+  // Jobs run on io_; run it until every one has finished.
+  io_.restart();
+  io_.run();
+  dropDrainedSegments();
+  publishStats();
+  return attempts;
+}
 
+size_t QueueManager::dispatchDue() {
   // Take what is due now first, so a zero retry delay cannot loop forever.
   int64_t now = nowUnix();
   std::vector<std::string> due;
@@ -272,55 +363,157 @@ size_t QueueManager::runDue() {
     schedule_.erase(schedule_.begin());
   }
   size_t attempts = 0;
-  for (size_t i = 0; i < due.size(); ++i) {
-    Message& m = messages_.at(due[i]);
-    if (stop_requested_) {
-      schedule_.emplace(m.due, due[i]);  // not started: stays scheduled
-      continue;
-    }
-    for (const auto& r : m.rcpts) attempts += !isFinal(r.status) && r.next_attempt <= now;
-    deliverMessage(due[i], m);
-  }
-  dropDrainedSegments();
-  publishStats();
+  for (const std::string& id : due) attempts += dispatch(id, messages_.at(id));
+  pump();
   return attempts;
 }
 
-void QueueManager::deliverMessage(const std::string& id, Message& m) {
-  SpoolMeta meta;
-  std::string body;
-  std::string read_error =
-      readRecordAt(segmentPath(options_.segments_dir, m.loc.segment), m.loc.offset, &meta, &body);
-  if (read_error.empty() && meta.queue_id != id) read_error = "record holds " + meta.queue_id;
-  bool was_deferred = hasDeferred(m);
+size_t QueueManager::dispatch(const std::string& id, Message& m) {
   int64_t now = nowUnix();
+  // Group the due recipients by destination: one job per destination.
+  std::map<std::string, Job> jobs;
   for (size_t i = 0; i < m.rcpts.size(); ++i) {
     RcptState& r = m.rcpts[i];
-    if (isFinal(r.status) || r.next_attempt > now) continue;
-    // Between recipients is the only place a stop takes effect.
-    if (stop_requested_) break;
-    DeliveryResult res;
-    if (!read_error.empty()) {
-      res = {DeliveryResult::Kind::kDeferred, "4.3.0 cannot read spool record: " + read_error};
+    if (isFinal(r.status) || r.in_flight || r.next_attempt > now || domainHeld(r.address)) continue;
+    std::string domain = domainPart(r.address);
+    Destination d = options_.route ? options_.route(domain, priorityOf(m))
+                                   : Destination{"local", nullptr, nullptr, {}};
+    Job& job = jobs[d.key];
+    if (job.id.empty()) {
+      job.id = id;
+      job.dest = std::move(d);
+    }
+    job.rcpts.push_back(i);
+    r.in_flight = true;
+  }
+  size_t attempts = 0;
+  int prio = priorityOf(m);
+  for (auto& [key, job] : jobs) {
+    attempts += job.rcpts.size();
+    ++m.jobs;
+    Dest& dest = dests_[key];
+    if (dest.limit == 0) {
+      size_t route_limit = job.dest.route ? job.dest.route->concurrency : 0;
+      dest.limit = route_limit ? route_limit : options_.destination_concurrency;
+    }
+    dest.waiting.emplace(std::make_pair(-prio, job_seq_++), std::move(job));
+  }
+  if (m.jobs == 0) schedule(id, m);  // nothing due after all (held domains)
+  return attempts;
+}
+
+// Starts waiting jobs while the overall and per-destination limits allow,
+// highest priority first across destinations.
+void QueueManager::pump() {
+  while (active_ < options_.max_concurrency && !stopping_) {
+    Dest* best = nullptr;
+    for (auto& [key, d] : dests_)
+      if (!d.waiting.empty() && d.active < d.limit &&
+          (best == nullptr || d.waiting.begin()->first < best->waiting.begin()->first))
+        best = &d;
+    if (best == nullptr) return;
+    Job job = std::move(best->waiting.begin()->second);
+    best->waiting.erase(best->waiting.begin());
+    ++best->active;
+    ++active_;
+    Message& m = messages_.at(job.id);
+    if (!m.loaded) {
+      auto loaded = std::make_shared<LoadedMessage>();
+      std::string error = readRecordAt(segmentPath(options_.segments_dir, m.loc.segment),
+                                       m.loc.offset, &loaded->meta, &loaded->body);
+      if (error.empty() && loaded->meta.queue_id != job.id)
+        error = "record holds " + loaded->meta.queue_id;
+      if (!error.empty()) {
+        std::vector<DeliveryResult> results(
+            job.rcpts.size(),
+            {DeliveryResult::Kind::kDeferred, "4.3.0 cannot read spool record: " + error});
+        --best->active;
+        --active_;
+        std::string id = job.id;
+        applyResults(id, m, job, std::move(results));
+        continue;
+      }
+      m.loaded = std::move(loaded);
+    }
+    asio::co_spawn(io_, runJob(std::move(job), m.loaded), asio::detached);
+  }
+}
+
+asio::awaitable<void> QueueManager::runJob(Job job, std::shared_ptr<const LoadedMessage> loaded) {
+  std::vector<DeliveryResult> results;
+  Dest& dest = dests_[job.dest.key];
+  int64_t now = nowUnix();
+  try {
+    if (!job.dest.unavailable.empty()) {
+      results.assign(job.rcpts.size(), {DeliveryResult::Kind::kDeferred, job.dest.unavailable});
+    } else if (dest.down_until > now) {
+      results.assign(job.rcpts.size(), {DeliveryResult::Kind::kDeferred, dest.down_reply});
+    } else if (job.dest.transport != nullptr) {
+      TransportJob tj;
+      tj.message = loaded;
+      tj.domain = domainPart(loaded->meta.envelope.rcpts.at(job.rcpts.front()).address);
+      tj.route = job.dest.route;
+      for (size_t i : job.rcpts) tj.rcpts.push_back(&loaded->meta.envelope.rcpts.at(i));
+      results = co_await job.dest.transport->deliver(tj);
+    } else if (options_.local == nullptr) {
+      results.assign(job.rcpts.size(),
+                     {DeliveryResult::Kind::kDeferred, "4.3.5 local delivery is not configured"});
     } else {
-      const Recipient& rcpt = meta.envelope.rcpts[i];
-      std::string domain = smtp::domainOf(rcpt.address);
-      DeliveryAgent* agent = options_.route ? options_.route(domain) : options_.local;
-      try {
-        if (agent == nullptr) {
-          res = {DeliveryResult::Kind::kDeferred, "4.4.0 no delivery route for " + domain +
-                                                      " yet (outbound delivery is not available)"};
-        } else {
-          res = agent->deliver(meta, body, rcpt);
-        }
-      } catch (const std::exception& e) {
-        res = {DeliveryResult::Kind::kDeferred,
-               std::string("4.3.0 delivery agent error: ") + e.what()};
+      // Local delivery blocks (fsync): on the pool, one recipient at a time
+      // so a crash re-delivers as little as possible.
+      for (size_t i : job.rcpts) {
+        DeliveryAgent* agent = options_.local;
+        // Named, not a temporary inside the co_await expression: g++ 12
+        // destroys such temporaries twice (a double release of `loaded`).
+        auto task = [agent, loaded, i] {
+          return agent->deliver(loaded->meta, loaded->body, loaded->meta.envelope.rcpts.at(i));
+        };
+        DeliveryResult r = co_await local_pool_.run(std::move(task));
+        results.push_back(std::move(r));
       }
     }
+  } catch (const std::exception& e) {
+    results.assign(job.rcpts.size(), {DeliveryResult::Kind::kDeferred,
+                                      std::string("4.3.0 delivery error: ") + e.what()});
+  }
+  if (results.size() != job.rcpts.size())
+    results.resize(job.rcpts.size(),
+                   {DeliveryResult::Kind::kDeferred, "4.3.0 transport gave no result"});
+  bool all_down = std::all_of(results.begin(), results.end(), [](const DeliveryResult& r) {
+    return r.kind == DeliveryResult::Kind::kDeferred && r.destination_down;
+  });
+  if (all_down && dest.down_until <= now) {
+    dest.down_until = nowUnix() + options_.destination_backoff.count();
+    dest.down_reply = results.front().reply;
+    spdlog::warn("queue: destination {} unreachable, backing off {}s: {}", job.dest.key,
+                 options_.destination_backoff.count(), dest.down_reply);
+  }
+  --dest.active;
+  --active_;
+  std::string id = job.id;
+  auto it = messages_.find(id);
+  if (it != messages_.end()) applyResults(id, it->second, job, std::move(results));
+  pump();
+  if (active_ == 0 && stopping_) io_.stop();
+  co_return;
+}
+
+void QueueManager::applyResults(const std::string& id, Message& m, const Job& job,
+                                std::vector<DeliveryResult> results) {
+  updateCounts(m, -1);
+  int64_t now = nowUnix();
+  const RouteConfig* route = job.dest.route;
+  const auto& schedule =
+      route && !route->retry_schedule.empty() ? route->retry_schedule : options_.retry_schedule;
+  auto lifetime = route && route->max_lifetime ? *route->max_lifetime : options_.max_lifetime;
+  std::vector<size_t> failed;
+  std::vector<DeliveryResult> failed_results;
+  for (size_t k = 0; k < job.rcpts.size(); ++k) {
+    RcptState& r = m.rcpts[job.rcpts[k]];
+    DeliveryResult& res = results[k];
+    r.in_flight = false;
     ++r.attempts;
     r.last_reply = res.reply;
-    now = nowUnix();
     switch (res.kind) {
       case DeliveryResult::Kind::kDelivered:
         r.status = Status::kDelivered;
@@ -329,46 +522,68 @@ void QueueManager::deliverMessage(const std::string& id, Message& m) {
         r.status = Status::kFailed;
         break;
       case DeliveryResult::Kind::kDeferred:
-        if (now - m.first_seen >= options_.max_lifetime.count()) {
+        if (res.dns_error) ++r.dns_errors;
+        if (res.dns_error && r.dns_errors >= options_.dns_error_limit) {
+          r.status = Status::kFailed;
+          r.last_reply =
+              fmt::format("5.4.4 unable to route after {} attempt(s): {}", r.dns_errors, res.reply);
+        } else if (now - m.first_seen >= lifetime.count()) {
           r.status = Status::kFailed;
           r.last_reply = fmt::format("5.4.7 delivery time expired after {} attempt(s), last: {}",
                                      r.attempts, res.reply);
         } else {
           r.status = Status::kDeferred;
-          size_t step = std::min<size_t>(r.attempts - 1, options_.retry_schedule.size() - 1);
-          r.next_attempt = now + options_.retry_schedule[step].count();
+          size_t step = std::min<size_t>(r.attempts - 1, schedule.size() - 1);
+          r.next_attempt = now + schedule[step].count();
         }
         break;
     }
-    // Durable before the next recipient: see the header for the guarantee.
-    try {
-      options_.store->put(kQueueBucket, id, encodeState(m));
-    } catch (const StoreError& e) {
-      spdlog::error("{}: cannot record delivery state (a restart may repeat it): {}", id, e.what());
+    if (r.status == Status::kFailed) {
+      failed.push_back(job.rcpts[k]);
+      res.reply = r.last_reply;
+      failed_results.push_back(res);
     }
     int64_t delay_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(options_.clock().time_since_epoch())
             .count() -
         m.received_ms;
-    spdlog::info("{}: to=<{}> relay=local status={} delay={:.1f}s attempts={} reply=\"{}\"", id,
-                 r.address, statusName(r.status), std::max<int64_t>(delay_ms, 0) / 1000.0,
-                 r.attempts, r.last_reply);
-    if (r.status == Status::kFailed)
-      // Bounces do not exist yet: the sender is not told. This log line is
-      // where a DSN would be generated once they do.
-      spdlog::warn("{}: to=<{}> failed; no bounce sent to <{}> (bounces not implemented yet)", id,
-                   r.address, meta.envelope.mail_from);
+    spdlog::info("{}: to=<{}> relay={} status={} delay={:.1f}s attempts={} reply=\"{}\"", id,
+                 r.address, res.remote.empty() ? job.dest.key : res.remote, statusName(r.status),
+                 std::max<int64_t>(delay_ms, 0) / 1000.0, r.attempts, r.last_reply);
   }
-  bool now_deferred = hasDeferred(m);
-  if (was_deferred && !now_deferred) --deferred_count_;
-  if (!was_deferred && now_deferred) ++deferred_count_;
-  if (std::all_of(m.rcpts.begin(), m.rcpts.end(),
-                  [](const RcptState& r) { return isFinal(r.status); })) {
-    m.finished = true;
-    --open_count_;
+  // Durable before the recipients count as done: see the header.
+  persist(id, m);
+  if (!failed.empty() && options_.on_failed && m.loaded) {
+    try {
+      options_.on_failed(*m.loaded, failed, failed_results);
+    } catch (const std::exception& e) {
+      spdlog::error("{}: failure notification: {}", id, e.what());
+    }
+  }
+  jobDone(id, m);
+}
+
+void QueueManager::jobDone(const std::string& id, Message& m) {
+  --m.jobs;
+  m.finished = std::all_of(m.rcpts.begin(), m.rcpts.end(),
+                           [](const RcptState& r) { return isFinal(r.status); });
+  if (m.finished) {
     --segments_[m.loc.segment].open;
-  } else {
-    refreshDue(id, m);
+    m.loaded.reset();
+    return;
+  }
+  updateCounts(m, +1);
+  if (m.jobs == 0) {
+    m.loaded.reset();
+    schedule(id, m);
+  }
+}
+
+void QueueManager::persist(const std::string& id, const Message& m) {
+  try {
+    options_.store->put(kQueueBucket, id, encodeState(m));
+  } catch (const StoreError& e) {
+    spdlog::error("{}: cannot record delivery state (a restart may repeat it): {}", id, e.what());
   }
 }
 
@@ -427,7 +642,7 @@ void QueueManager::dropDrainedSegments() {
 
 void QueueManager::publishStats() {
   std::lock_guard lock(mu_);
-  stats_ = QueueStats{open_count_, deferred_count_, held_count_};
+  stats_ = QueueStats{open_count_, deferred_count_, held_count_, active_};
 }
 
 void QueueManager::workerLoop() {
@@ -437,22 +652,161 @@ void QueueManager::workerLoop() {
     // Without recovery only new mail flows; old mail stays safe in the spool.
     spdlog::error("queue: recovery failed, only new messages will be delivered: {}", e.what());
   }
-  while (true) {
+  asio::co_spawn(io_, schedulerLoop(), [](std::exception_ptr e) {
+    if (!e) return;
     try {
-      runDue();
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::critical("queue: scheduler stopped: {}", ex.what());
+    }
+  });
+  io_.run();
+}
+
+asio::awaitable<void> QueueManager::schedulerLoop() {
+  auto last_gc = std::chrono::steady_clock::time_point();
+  while (!stopping_) {
+    try {
+      admitIncoming();
+      dispatchDue();
+      // Segment deletion reads and unlinks files: at most once a second.
+      if (std::chrono::steady_clock::now() - last_gc >= std::chrono::seconds(1)) {
+        dropDrainedSegments();
+        last_gc = std::chrono::steady_clock::now();
+      }
     } catch (const std::exception& e) {
       spdlog::error("queue: {}", e.what());
     }
-    // Sleep until the next due time, a new message, or stop; at most a
-    // minute, so a segment the spool has moved past is noticed.
-    auto wait = std::chrono::seconds(60);
+    publishStats();
+    // Sleep until the next due time, a new message, a finished job or a
+    // command; at most a second, so finished jobs' segments are collected
+    // and a segment the spool has moved past is noticed.
+    auto wait = std::chrono::seconds(1);
     if (!schedule_.empty())
       wait = std::clamp(std::chrono::seconds(schedule_.begin()->first - nowUnix()),
                         std::chrono::seconds(0), wait);
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, wait, [&] { return stopping_ || !incoming_.empty(); });
-    if (stopping_) return;
+    wake_.expires_after(wait);
+    co_await wake_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
   }
+}
+
+void QueueManager::command(std::string line, std::function<void(std::string)> done) {
+  asio::post(io_, [this, line = std::move(line), done = std::move(done)] {
+    std::string reply;
+    try {
+      reply = commandNow(line);
+    } catch (const std::exception& e) {
+      reply = std::string("error ") + e.what();
+    }
+    wake_.cancel();  // flushed or released mail goes out now
+    done(std::move(reply));
+  });
+}
+
+std::string QueueManager::commandNow(const std::string& line) {
+  auto words = split(line, ' ', 3);
+  std::string verb(words[0]);
+  std::string arg = words.size() > 1 ? std::string(words[1]) : std::string();
+  auto find = [&](Message** out) -> std::string {
+    auto it = messages_.find(arg);
+    if (arg.empty()) return "error a queue id is needed";
+    if (it == messages_.end() || it->second.finished) return "error no queued message " + arg;
+    *out = &it->second;
+    return {};
+  };
+  auto makeDue = [&](const std::string& id, Message& m, bool reset) {
+    if (m.finished) return 0;
+    unschedule(id, m);
+    int n = 0;
+    for (RcptState& r : m.rcpts) {
+      if (isFinal(r.status)) continue;
+      r.next_attempt = 0;
+      if (reset) {
+        r.attempts = 0;
+        r.dns_errors = 0;
+      }
+      ++n;
+    }
+    if (reset) persist(id, m);
+    schedule(id, m);
+    return n;
+  };
+  if (verb == "flush" || verb == "retry-reset") {
+    bool reset = verb == "retry-reset";
+    size_t n = 0;
+    if (reset) {
+      for (auto& [key, d] : dests_) d.down_until = 0;
+    }
+    if (!arg.empty() && !reset) {
+      Message* m = nullptr;
+      if (auto err = find(&m); !err.empty()) return err;
+      n = makeDue(arg, *m, false);
+    } else {
+      for (auto& [id, m] : messages_)
+        if (!m.held() &&
+            (arg.empty() || std::any_of(m.rcpts.begin(), m.rcpts.end(), [&](const RcptState& r) {
+               return domainPart(r.address) == arg;
+             })))
+          n += makeDue(id, m, reset);
+    }
+    spdlog::info("queue: {} {}: {} recipient(s) due now", verb, arg.empty() ? "all" : arg, n);
+    return fmt::format("ok {} recipient(s) due now", n);
+  }
+  if (verb == "hold" || verb == "release" || verb == "delete") {
+    Message* m = nullptr;
+    if (auto err = find(&m); !err.empty()) return err;
+    if (m->jobs > 0) return "error " + arg + " is being delivered right now; try again";
+    updateCounts(*m, -1);
+    unschedule(arg, *m);
+    if (verb == "hold") {
+      m->admin_hold = true;
+    } else if (verb == "release") {
+      m->admin_hold = false;
+      if (m->quarantined) m->released = true;
+    } else {
+      for (RcptState& r : m->rcpts)
+        if (!isFinal(r.status)) {
+          r.status = Status::kFailed;
+          r.last_reply = "5.0.0 deleted by the administrator";
+        }
+      m->finished = true;
+      --segments_[m->loc.segment].open;
+    }
+    persist(arg, *m);
+    updateCounts(*m, +1);
+    schedule(arg, *m);
+    spdlog::info("queue: {}: {} by the administrator", arg,
+                 verb == "hold"      ? "held"
+                 : verb == "release" ? "released"
+                                     : "deleted");
+    publishStats();
+    return "ok " + arg + (verb == "hold" ? " held" : verb == "release" ? " released" : " deleted");
+  }
+  if (verb == "hold-domain" || verb == "release-domain") {
+    if (arg.empty()) return "error a domain is needed";
+    std::string d = toLower(arg);
+    if (verb == "hold-domain") {
+      options_.store->put(kHoldBucket, d, "1");
+      held_domains_.insert(d);
+    } else {
+      options_.store->erase(kHoldBucket, d);
+      held_domains_.erase(d);
+    }
+    // Due times ignore held domains: recompute every open message's.
+    for (auto& [id, m] : messages_) {
+      unschedule(id, m);
+      schedule(id, m);
+    }
+    spdlog::info("queue: delivery to {} {} by the administrator", d,
+                 verb == "hold-domain" ? "held" : "released");
+    return "ok " + d + (verb == "hold-domain" ? " held" : " released");
+  }
+  if (verb == "holds") {
+    std::string out = fmt::format("ok {} domain(s) held", held_domains_.size());
+    for (const auto& d : held_domains_) out += "\n" + d;
+    return out;
+  }
+  return "error unknown queue command \"" + verb + "\"";
 }
 
 }  // namespace mxgate

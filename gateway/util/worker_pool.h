@@ -1,7 +1,12 @@
 // A bounded pool of threads for blocking library calls (libspf2, libclamav,
 // ...), so they never run on an event loop.
 //
-//   int n = co_await pool.run([&] { return blockingCall(); });
+//   auto job = [req] { return blockingCall(req); };
+//   int n = co_await pool.run(std::move(job));
+//
+// Name the callable, as above: g++ 12 destroys a lambda temporary that
+// appears inside a co_await expression twice, so one capturing a
+// shared_ptr or a string there corrupts the heap.
 //
 // run() completes on the awaiting coroutine's own executor, with fn's value
 // or its exception. Bounds: `threads` workers and at most `max_queued` jobs

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -98,6 +99,35 @@ TEST(WorkerPool, CancellationResumesTheWaiterAtOnce) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 300ms);
   EXPECT_FALSE(finished.load());
   // The destructor waits for the running job.
+}
+
+}  // namespace
+}  // namespace mxgate
+
+namespace mxgate {
+namespace {
+
+TEST(WorkerPool, ManyCoroutinesManyJobs) {
+  WorkerPool pool(2, 100000);
+  asio::io_context io;
+  std::atomic<int> sum{0};
+  int finished = 0;
+  for (int c = 0; c < 500; ++c)
+    asio::co_spawn(
+        io,
+        [&, c]() -> asio::awaitable<void> {
+          for (int k = 0; k < 4; ++k) {
+            auto data = std::make_shared<std::string>(100 + k, 'x');
+            auto job = [data] { return static_cast<int>(data->size()); };
+            int v = co_await pool.run(std::move(job));
+            sum += v;
+          }
+          ++finished;
+        },
+        asio::detached);
+  io.run();
+  EXPECT_EQ(finished, 500);
+  EXPECT_EQ(sum.load(), 500 * (100 + 101 + 102 + 103));
 }
 
 }  // namespace

@@ -401,10 +401,15 @@ class QueueEntry:
     sender: str
     rcpts: list[str]
     line: str
-    delivery: str = ""
+    status: str = ""
+    tries: int = 0
+    next: str = ""
+    delivered: int = 0
+    total: int = 0
 
 
-_QUEUE_LINE = re.compile(r"^(?P<id>\S+)\s+(?P<age>\S+)\s+(?P<size>\d+)\s+(?P<action>\S+)\s+(?P<delivery>.+?)\s+<(?P<from>[^>]*)>\s*(?P<rcpts>.*)$")
+_QUEUE_LINE = re.compile(r"^(?P<id>\S+)\s+(?P<age>\S+)\s+(?P<size>\d+)\s+(?P<action>\S+)\s+(?P<tries>\d+)\s+(?P<next>\S+)\s+"
+                         r"(?P<delivered>\d+)/(?P<total>\d+)\s+(?P<status>.+?)\s+<(?P<from>[^>]*)>\s*(?P<rcpts>.*)$")
 
 
 def parse_queue_list(text: str) -> list[QueueEntry]:
@@ -417,7 +422,7 @@ def parse_queue_list(text: str) -> list[QueueEntry]:
             raise AssertionError(f"cannot parse `queue list` line: {line!r}")
         rcpts = [r for r in re.split(r"[,\s]+", m["rcpts"].strip()) if r]
         out.append(QueueEntry(m["id"], int(m["size"]), m["action"], m["from"], [r.strip("<>") for r in rcpts], line,
-                              m["delivery"].strip()))
+                              m["status"].strip(), int(m["tries"]), m["next"], int(m["delivered"]), int(m["total"])))
     return out
 
 
