@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <cstring>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,8 @@
 #include <vector>
 
 #include <spdlog/spdlog.h>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/redirect_error.hpp>
@@ -549,15 +552,17 @@ std::string commentFor(const SpfVerdict& v, const SpfRequest& req) {
   return {};
 }
 
-// Resolves every question concurrently on the caller's executor. The
-// lookups own their state, so a cancelled caller leaves nothing dangling.
+// Resolves every question concurrently on the caller's executor (one event
+// loop thread, so the batch needs no lock). The lookups share the batch, so a
+// cancelled caller leaves nothing dangling, and they are cancelled with it.
 asio::awaitable<void> resolveAll(Resolver& resolver, const std::set<Question>& questions,
                                  Answers& known) {
   struct Batch {
     explicit Batch(asio::any_io_executor ex) : done(ex) {}
-    asio::steady_timer done;
+    asio::steady_timer done;  // a signal: cancelled by the last lookup
     size_t pending = 0;
     std::vector<std::pair<Question, DnsAnswer>> answers;
+    std::list<asio::cancellation_signal> stops;
   };
   auto ex = co_await asio::this_coro::executor;
   auto batch = std::make_shared<Batch>(ex);
@@ -571,15 +576,16 @@ asio::awaitable<void> resolveAll(Resolver& resolver, const std::set<Question>& q
           batch->answers.emplace_back(q, std::move(a));
           if (--batch->pending == 0) batch->done.cancel();
         },
-        asio::detached);
+        asio::bind_cancellation_slot(batch->stops.emplace_back().slot(), asio::detached));
   }
+  // The lookups start only once this coroutine suspends, so none has
+  // finished yet and the signal cannot be missed.
+  std::error_code ec;
+  co_await batch->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   if (batch->pending > 0) {
-    // The timer is a signal: cancelled by the last lookup.
-    std::error_code ec;
-    co_await batch->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    // A cancellation of this coroutine (not the signal) leaves answers
-    // pending: stop here.
-    if (batch->pending > 0) throw std::system_error(asio::error::operation_aborted);
+    // This coroutine was cancelled (the filter timeout): stop the lookups.
+    for (auto& stop : batch->stops) stop.emit(asio::cancellation_type::terminal);
+    throw std::system_error(asio::error::operation_aborted);
   }
   for (auto& [q, a] : batch->answers) known.insert_or_assign(q, std::move(a));
 }
