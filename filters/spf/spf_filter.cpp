@@ -146,6 +146,8 @@ FilterSpec spfSpec() {
   spec.timeout = std::chrono::seconds(20);
   spec.fail_mode = FailMode::kSkip;
   spec.fail_symbol = "SPF_TEMPERROR";
+  // SPF needs real DNS: on only where [filters.spf] says enabled = true.
+  spec.enabled_by_default = false;
   return spec;
 }
 
