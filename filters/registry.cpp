@@ -4,6 +4,7 @@
 
 #include "filters/abuse/abuse_filter.h"
 #include "filters/lists/lists_filter.h"
+#include "filters/spf/spf_filter.h"
 
 namespace mxgate {
 
@@ -11,6 +12,7 @@ const std::vector<FilterFactory>& filterRegistry() {
   static const std::vector<FilterFactory> kRegistry{
       abuseFilterFactory(),
       listsFilterFactory(),
+      spfFilterFactory(),
   };
   return kRegistry;
 }

@@ -52,6 +52,9 @@ struct FilterSpec {
   std::string fail_symbol;
   // Content checks are skipped for messages marked skip_content (allow lists).
   bool content_check = false;
+  // Whether the filter runs when its section does not say `enabled`. Checks
+  // that need the outside world (real DNS) are off until an admin turns them on.
+  bool enabled_by_default = true;
 };
 
 // What a filter decides at one stage.
