@@ -52,6 +52,9 @@ struct FilterSpec {
   std::string fail_symbol;
   // Content checks are skipped for messages marked skip_content (allow lists).
   bool content_check = false;
+  // `enabled` when [filters.<name>] does not say; false for filters that
+  // need something set up first (e.g. working DNS).
+  bool enabled_by_default = true;
 };
 
 // What a filter decides at one stage.
