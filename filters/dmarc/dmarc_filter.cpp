@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <random>
 #include <stdexcept>
 
@@ -290,9 +291,11 @@ Settings readSettings(TableReader& config) {
     s.mailing_list_domains.push_back(*d);
   }
   s.records = config.getBool("records", s.records);
-  std::string psl = config.getString("public_suffix_list", kDefaultPsl);
+  std::filesystem::path psl = config.getString("public_suffix_list", kDefaultPsl);
+  if (psl.is_relative() && !config.file().empty())
+    psl = std::filesystem::path(config.file()).parent_path() / psl;
   try {
-    s.psl = dmarc::PublicSuffixList::load(psl);
+    s.psl = dmarc::PublicSuffixList::load(psl.string());
   } catch (const std::exception& e) {
     config.fail("public_suffix_list", e.what());
   }
