@@ -3,6 +3,7 @@
 #include "gateway/pipeline/filter.h"
 
 #include "filters/abuse/abuse_filter.h"
+#include "filters/dmarc/dmarc_filter.h"
 #include "filters/lists/lists_filter.h"
 #include "filters/spf/spf_filter.h"
 
@@ -13,6 +14,7 @@ const std::vector<FilterFactory>& filterRegistry() {
       abuseFilterFactory(),
       listsFilterFactory(),
       spfFilterFactory(),
+      dmarcFilterFactory(),
   };
   return kRegistry;
 }

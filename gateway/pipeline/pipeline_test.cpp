@@ -267,6 +267,22 @@ TEST(Pipeline, DisabledFilterIsNotBuiltRunOrValidated) {
   EXPECT_EQ(log, (Log{"a@mail"}));
 }
 
+TEST(Pipeline, FilterOffByDefaultRunsOnlyWhenEnabled) {
+  Log log;
+  FilterFactory off = fake("b", {}, &log);
+  off.spec = [inner = off.spec] {
+    FilterSpec s = inner();
+    s.enabled_by_default = false;
+    return s;
+  };
+  auto b = build("", {fake("a", {}, &log), off});
+  ASSERT_EQ(b->pipeline.entries().size(), 1u);
+  EXPECT_EQ(b->pipeline.entries()[0].spec.name, "a");
+  auto on = build("[filters.b]\nenabled = true\n", {fake("a", {}, &log), off});
+  ASSERT_EQ(on->pipeline.entries().size(), 2u);
+  EXPECT_EQ(on->pipeline.entries()[1].spec.name, "b");
+}
+
 TEST(Pipeline, EnabledFilterSettingsAreValidated) {
   Log log;
   EXPECT_NO_THROW(build("[filters.b]\nlevel = 3\n", {fake("b", {}, &log)}));
