@@ -52,6 +52,9 @@ struct FilterSpec {
   std::string fail_symbol;
   // Content checks are skipped for messages marked skip_content (allow lists).
   bool content_check = false;
+  // false: the filter runs only when its section says `enabled = true`
+  // (e.g. it needs network access the default configuration lacks).
+  bool enabled_by_default = true;
 };
 
 // What a filter decides at one stage.

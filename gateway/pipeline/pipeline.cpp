@@ -55,7 +55,7 @@ void Pipeline::build(TableReader& filters, const std::vector<FilterFactory>& reg
     FilterSpec spec = factory.spec();
     known[spec.name] = false;
     TableReader cfg = filters.getTable(spec.name);
-    if (!cfg.getBool("enabled", true)) {
+    if (!cfg.getBool("enabled", spec.enabled_by_default)) {
       // Read nothing else: a disabled filter's settings are not validated,
       // so an admin can switch one off without deleting its section.
       for (const auto& k : cfg.keys()) (void)k;
