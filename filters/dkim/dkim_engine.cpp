@@ -80,6 +80,21 @@ std::string tagValue(DKIM_SIGINFO* sig, const char* tag, bool key = false) {
   return v == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(v));
 }
 
+// RFC 6376 3.5: q= lists query methods; "dns/txt" (or "dns") is the only
+// one defined. libopendkim does not check it when a key callback is set.
+bool queryMethodOk(const std::string& q) {
+  if (q.empty()) return true;
+  size_t pos = 0;
+  while (pos <= q.size()) {
+    size_t colon = q.find(':', pos);
+    std::string m = toLower(q.substr(pos, colon == std::string::npos ? q.npos : colon - pos));
+    if (m == "dns/txt" || m == "dns") return true;
+    if (colon == std::string::npos) break;
+    pos = colon + 1;
+  }
+  return false;
+}
+
 SignatureCheck judge(DKIM_SIGINFO* sig, const KeyAnswers& keys, const EngineOptions& options,
                      size_t index) {
   SignatureCheck c;
@@ -140,6 +155,11 @@ SignatureCheck judge(DKIM_SIGINFO* sig, const KeyAnswers& keys, const EngineOpti
       o.reason = "inappropriate key algorithm";
       c.key_problem = true;
     }
+  }
+  if ((o.result == "pass" || o.result == "fail") && !queryMethodOk(tagValue(sig, "q"))) {
+    o.result = "permerror";
+    o.reason = "unsupported query method";
+    c.key_problem = false;
   }
   if (o.result != "pass" && o.result != "fail") {
     // The DNS status decides between "no key" and "try again later".
