@@ -120,7 +120,12 @@ SignatureCheck judge(DKIM_SIGINFO* sig, const KeyAnswers& keys, const EngineOpti
   }
   const int err = dkim_sig_geterror(sig);
   const int bh = dkim_sig_getbh(sig);
-  if (err == DKIM_SIGERROR_OK || err == DKIM_SIGERROR_UNKNOWN) {
+  if ((err == DKIM_SIGERROR_OK || err == DKIM_SIGERROR_UNKNOWN || err == DKIM_SIGERROR_BADSIG) &&
+      bh == DKIM_SIGBH_MISMATCH) {
+    // libopendkim marks some of these BADSIG too; the body is what changed.
+    o.result = "fail";
+    o.reason = "body hash mismatch";
+  } else if (err == DKIM_SIGERROR_OK || err == DKIM_SIGERROR_UNKNOWN) {
     if ((flags & DKIM_SIGFLAG_PASSED) && bh == DKIM_SIGBH_MATCH) {
       o.result = "pass";
     } else if (bh == DKIM_SIGBH_MISMATCH) {
