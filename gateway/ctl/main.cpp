@@ -328,7 +328,8 @@ int dkimKeygen(const std::vector<std::string>& args) {
   if (args.empty() || args[0] != "keygen") return usageError("dkim needs keygen");
   std::string domain, selector, type = "rsa", out = ".";
   unsigned bits = 2048;
-  for (size_t i = 1; i < args.size(); ++i) {
+  // Every option takes a value: they come in pairs.
+  for (size_t i = 1; i < args.size(); i += 2) {
     if (i + 1 >= args.size()) return usageError("missing value for " + args[i]);
     const std::string& v = args[i + 1];
     if (args[i] == "--domain")
@@ -343,7 +344,6 @@ int dkimKeygen(const std::vector<std::string>& args) {
       out = v;
     else
       return usageError("unexpected argument '" + args[i] + "'");
-    ++i;
   }
   if (domain.empty() || selector.empty())
     return usageError("dkim keygen needs --domain and --selector");
