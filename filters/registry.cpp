@@ -3,6 +3,7 @@
 #include "gateway/pipeline/filter.h"
 
 #include "filters/abuse/abuse_filter.h"
+#include "filters/dkim/dkim_filter.h"
 #include "filters/dmarc/dmarc_filter.h"
 #include "filters/lists/lists_filter.h"
 #include "filters/spf/spf_filter.h"
@@ -12,6 +13,7 @@ namespace mxgate {
 const std::vector<FilterFactory>& filterRegistry() {
   static const std::vector<FilterFactory> kRegistry{
       abuseFilterFactory(),
+      dkimFilterFactory(),
       listsFilterFactory(),
       spfFilterFactory(),
       dmarcFilterFactory(),

@@ -11,7 +11,7 @@ PACKAGES=(
   libspf2-dev libopendkim-dev libopendmarc-dev libpsl-dev libidn2-dev publicsuffix libsodium-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev python3 python3-pytest python3-aiosmtpd swaks
-  python3-dkim python3-dnspython opendkim-tools
+  python3-dkim python3-nacl python3-dnspython opendkim-tools
   openssl lmdb-utils postfix
 )
 

@@ -320,7 +320,7 @@ FilterSpec dmarcSpec() {
       {"DMARC_CHECK_FAILED", 0, "the DMARC filter failed (timeout or internal error)"},
   };
   // Reads the facts of the spf and dkim filters.
-  spec.after = {"spf"};
+  spec.after = {"spf", "dkim"};
   // Two TXT lookups per From domain, each bounded by dns.timeout.
   spec.timeout = std::chrono::seconds(12);
   // A broken check must not stop mail; the message is then scored without it.

@@ -1,8 +1,14 @@
 // mxgatectl: the admin command line for mxgate.
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <map>
@@ -13,6 +19,7 @@
 #include <asio/io_context.hpp>
 
 #include "filters/abuse/abuse_filter.h"
+#include "filters/dkim/dkim_keys.h"
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
 #include "gateway/config/table_reader.h"
@@ -84,6 +91,12 @@ COMMANDS
         Look NAME up (A by default; AAAA, MX, TXT, PTR, CNAME) the way the
         daemon does, through [dns]: its servers or its static zone file.
         Exit status 1 when the answer is not a record set.
+    dkim keygen --domain D --selector S [--type rsa|ed25519] [--bits N] [--out DIR]
+        Make a DKIM signing key: writes the private key to DIR/D.S.pem
+        (PEM, mode 0640; DIR defaults to the current folder; an existing
+        file is never overwritten) and prints the TXT record to publish.
+        RSA keys have 2048 bits unless --bits says otherwise (1024-8192).
+        Works without a configuration file.
 
 EXIT STATUS
     0 success, 1 an error (bad configuration, unknown id, ...), 2 bad usage.
@@ -399,6 +412,57 @@ int dnsLookup(const mxgate::Config& cfg, const std::vector<std::string>& args) {
   return answer.ok() ? 0 : 1;
 }
 
+// Writes the private key with mode 0640 (whatever the umask), never over an
+// existing file, then prints the record to publish.
+int dkimKeygen(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "keygen") return usageError("dkim needs keygen");
+  std::string domain, selector, type = "rsa", out = ".";
+  unsigned bits = 2048;
+  // Every option takes a value: they come in pairs.
+  for (size_t i = 1; i < args.size(); i += 2) {
+    if (i + 1 >= args.size()) return usageError("missing value for " + args[i]);
+    const std::string& v = args[i + 1];
+    if (args[i] == "--domain")
+      domain = mxgate::toLower(v);
+    else if (args[i] == "--selector")
+      selector = v;
+    else if (args[i] == "--type")
+      type = v;
+    else if (args[i] == "--bits")
+      bits = unsigned(std::strtoul(v.c_str(), nullptr, 10));
+    else if (args[i] == "--out")
+      out = v;
+    else
+      return usageError("unexpected argument '" + args[i] + "'");
+  }
+  if (domain.empty() || selector.empty())
+    return usageError("dkim keygen needs --domain and --selector");
+  if (domain.find('/') != std::string::npos || selector.find('/') != std::string::npos)
+    return usageError("domain and selector cannot contain '/'");
+  if (type != "rsa" && type != "ed25519") return usageError("--type is rsa or ed25519");
+  auto kt = type == "rsa" ? mxgate::dkim::KeyType::kRsa : mxgate::dkim::KeyType::kEd25519;
+  mxgate::dkim::KeyPair pair = mxgate::dkim::generateKeyPair(kt, bits);
+  const std::string path = out + "/" + domain + "." + selector + ".pem";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    std::cerr << "mxgatectl: cannot create " << path << ": " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  bool ok = ::fchmod(fd, 0640) == 0 &&
+            ::write(fd, pair.private_pem.data(), pair.private_pem.size()) ==
+                ssize_t(pair.private_pem.size()) &&
+            ::fsync(fd) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) {
+    std::cerr << "mxgatectl: cannot write " << path << ": " << std::strerror(errno) << "\n";
+    ::unlink(path.c_str());
+    return 1;
+  }
+  std::cerr << "wrote " << path << "; publish this record:\n";
+  std::cout << mxgate::dkim::zoneLine(domain, selector, pair.record) << "\n";
+  return 0;
+}
+
 int symbols(const std::string& file) {
   auto rt = mxgate::loadRuntime(file);
   std::map<std::string, const mxgate::SymbolInfo*> sorted;
@@ -445,6 +509,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    if (cmd == "dkim") return dkimKeygen(args);
     if (cmd == "check-config") {
       mxgate::loadRuntime(config_file);
       std::cout << config_file << ": ok\n";
