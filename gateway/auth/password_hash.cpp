@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -95,9 +96,9 @@ std::string checkHash(std::string_view hash) {
 }
 
 bool verifyPassword(const std::string& hash, std::string_view password) {
+  initSodium();
   switch (hashScheme(hash)) {
     case HashScheme::kArgon2id:
-      initSodium();
       return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
     case HashScheme::kYescrypt: {
       // crypt_r stops at a NUL; a password with one cannot be what was hashed.
