@@ -8,7 +8,7 @@ PACKAGES=(
   cmake ninja-build g++ ccache pkg-config clang-format
   # libraries
   libasio-dev libssl-dev libtoml11-dev libfmt-dev libspdlog-dev liblmdb-dev zlib1g-dev libc-ares-dev
-  libspf2-dev libopendkim-dev libopendmarc-dev libpsl-dev libidn2-dev publicsuffix libsodium-dev
+  libspf2-dev libopendkim-dev libopendmarc-dev libpsl-dev libidn2-dev publicsuffix libsodium-dev libcrypt-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev python3 python3-pytest python3-aiosmtpd swaks
   python3-dkim python3-nacl python3-dnspython opendkim-tools

@@ -127,6 +127,7 @@ struct Settings {
   int64_t bad_session_limit = 10;
   milliseconds bad_session_window = std::chrono::minutes(10);
   int64_t bad_rcpt_threshold = 5;
+  int64_t bad_auth_threshold = 1;
   milliseconds block_time = std::chrono::hours(1);
   IpSet exempt;
 };
@@ -242,8 +243,13 @@ class AbuseFilter final : public Filter {
   void sessionEnded(const SessionInfo& session, const SessionStats& stats) override {
     if (takeIgnored(session.id) || exempt(session)) return;
     if (settings_.bad_session_limit == 0) return;
-    bool bad = (stats.messages_accepted == 0 && stats.messages_refused == 0) ||
-               stats.bad_recipients >= settings_.bad_rcpt_threshold;
+    // An authenticated session without a message is a mail client checking
+    // its settings, not a probe; failed logins make any session bad, so
+    // guessing passwords gets the client blocked.
+    bool no_message = stats.messages_accepted == 0 && stats.messages_refused == 0;
+    bool bad = (no_message && session.auth_user.empty()) ||
+               stats.bad_recipients >= settings_.bad_rcpt_threshold ||
+               stats.auth_failures >= settings_.bad_auth_threshold;
     if (!bad) return;
     const asio::ip::address ip = canonicalAddress(session.client_ip);
     const Time now = clock_();
@@ -336,6 +342,7 @@ Settings readSettings(TableReader& config) {
   s.bad_session_limit = config.getInt("bad_session_limit", s.bad_session_limit, 0, 1'000'000);
   s.bad_session_window = readWindow(config, "bad_session_window", s.bad_session_window);
   s.bad_rcpt_threshold = config.getInt("bad_rcpt_threshold", s.bad_rcpt_threshold, 1, 1'000'000);
+  s.bad_auth_threshold = config.getInt("bad_auth_threshold", s.bad_auth_threshold, 1, 1'000'000);
   s.block_time = readWindow(config, "block_time", s.block_time);
   for (const std::string& entry : config.getStringList("exempt_networks", {})) {
     auto net = Network::parse(entry);

@@ -1,5 +1,6 @@
 // Connection abuse detection: clients that connect too often, or keep ending
-// sessions without sending mail, are blocked for a while with 421 at connect.
+// sessions without sending mail (or with failed logins), are blocked for a
+// while with 421 at connect.
 // See README.md for the settings.
 //
 // Blocks persist in the KvStore bucket "abuse_blocks", keyed by the canonical

@@ -46,6 +46,7 @@ class AbuseHarness {
     session.id = ++next_id_;
     session.client_ip = asio::ip::make_address(ip);
     session.trusted = trusted;
+    session.auth_user = auth_user;
     Envelope envelope;
     result_.clear();
     if (allow_listed) result_.addHit({"LIST_ALLOW_IP", -20, "", "lists"});
@@ -66,6 +67,7 @@ class AbuseHarness {
 
   bool trusted = false;
   bool allow_listed = false;
+  std::string auth_user;  // set on every session when not empty
 
  private:
   std::unique_ptr<KvStore> owned_ = openMemoryStore();
@@ -152,6 +154,40 @@ TEST(AbuseSessions, WhatCountsAsBad) {
   EXPECT_TRUE(listBlocks(h.store(), h.nowUnix()).empty());
   h.connect("192.0.2.8", SessionStats{1, 0, 3, 0, false});
   h.connect("192.0.2.8", SessionStats{1, 0, 3, 0, false});
+  EXPECT_EQ(listBlocks(h.store(), h.nowUnix()).size(), 1u);
+}
+
+TEST(AbuseSessions, FailedLoginsMakeASessionBad) {
+  AbuseHarness h("bad_session_limit = 2\nbad_auth_threshold = 2\n");
+  SessionStats one_failure{1, 0, 0, 0, false, 1};
+  SessionStats two_failures{1, 0, 0, 0, false, 2};
+  for (int i = 0; i < 5; ++i) h.connect("192.0.2.10", one_failure);
+  EXPECT_TRUE(listBlocks(h.store(), h.nowUnix()).empty()) << "below the threshold";
+  for (int i = 0; i < 2; ++i) h.connect("192.0.2.10", two_failures);
+  EXPECT_TRUE(listBlocks(h.store(), h.nowUnix()).empty());
+  h.connect("192.0.2.10", two_failures);  // the third bad one exceeds the limit of 2
+  auto blocks = listBlocks(h.store(), h.nowUnix());
+  ASSERT_EQ(blocks.size(), 1u);
+  EXPECT_EQ(blocks[0].ip, "192.0.2.10");
+  EXPECT_EQ(h.connect("192.0.2.10").kind, Kind::kTempfail);
+}
+
+TEST(AbuseSessions, OneFailedLoginIsBadByDefault) {
+  AbuseHarness h("bad_session_limit = 1\n");
+  h.connect("192.0.2.11", SessionStats{1, 0, 0, 0, false, 1});
+  EXPECT_TRUE(listBlocks(h.store(), h.nowUnix()).empty());
+  h.connect("192.0.2.11", SessionStats{1, 0, 0, 0, false, 1});
+  EXPECT_EQ(listBlocks(h.store(), h.nowUnix()).size(), 1u);
+}
+
+TEST(AbuseSessions, AnAuthenticatedSessionWithoutMailIsNotBad) {
+  AbuseHarness h("bad_session_limit = 1\n");
+  h.auth_user = "alice";
+  for (int i = 0; i < 5; ++i) h.connect("192.0.2.12", SessionStats{});
+  EXPECT_TRUE(listBlocks(h.store(), h.nowUnix()).empty());
+  // Its failed attempts before success still count.
+  h.connect("192.0.2.12", SessionStats{0, 0, 0, 0, false, 1});
+  h.connect("192.0.2.12", SessionStats{0, 0, 0, 0, false, 1});
   EXPECT_EQ(listBlocks(h.store(), h.nowUnix()).size(), 1u);
 }
 
@@ -278,6 +314,7 @@ TEST(AbuseConfig, BadSettingsFailAtTheirLine) {
   EXPECT_THROW(AbuseHarness("connection_window = \"0s\"\n"), ConfigError);
   EXPECT_THROW(AbuseHarness("connection_rate = -1\n"), ConfigError);
   EXPECT_THROW(AbuseHarness("bad_rcpt_threshold = 0\n"), ConfigError);
+  EXPECT_THROW(AbuseHarness("bad_auth_threshold = 0\n"), ConfigError);
   EXPECT_THROW(AbuseHarness("block_time = \"forever\"\n"), ConfigError);
   EXPECT_THROW(AbuseHarness("bogus = 1\n"), ConfigError);
 }

@@ -1,11 +1,13 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "gateway/auth/users_file.h"
 #include "gateway/config/runtime.h"
 #include "gateway/config/table_reader.h"
 #include "gateway/smtp/command.h"
@@ -233,6 +235,24 @@ static Config readConfig(const std::string& file, TableReader& root) {
       dns.getDuration("negative_ttl", c.dns.negative_ttl));
   dns.finish();
 
+  TableReader sub = root.getTable("submission");
+  SubmissionConfig& sc = c.submission;
+  for (const std::string& l : sub.getStringList("listen", {})) {
+    sc.listen.push_back(parseListen(sub, l));
+    if (std::find(c.listen.begin(), c.listen.end(), sc.listen.back()) != c.listen.end())
+      sub.fail("listen", "\"" + l + "\" is also in server.listen");
+  }
+  sc.users_file = c.resolvePath(sub.getString("users_file", "/etc/mxgate/users"));
+  sc.require_tls = sub.getBool("require_tls", true);
+  sc.max_auth_failures = static_cast<int>(sub.getInt("max_auth_failures", 3, 1, 100));
+  sc.auth_on_mx = sub.getBool("auth_on_mx", false);
+  // Passwords would cross the network in clear text, or AUTH never be offered.
+  if (sc.authEnabled() && sc.require_tls && !c.tls.enabled)
+    sub.fail(
+        sub.has("require_tls") ? "require_tls" : "listen",
+        "AUTH needs TLS: set tls.enabled = true (or require_tls = false on a trusted network)");
+  sub.finish();
+
   TableReader relay = root.getTable("relay");
   auto [rfile, rline] = relay.where("trusted_networks");
   for (const std::string& n : relay.getStringList("trusted_networks", {})) {
@@ -290,6 +310,17 @@ std::shared_ptr<const Runtime> loadRuntime(const std::string& file, const Filter
   toml::value doc = parseTomlFile(file);
   TableReader root(doc, "");
   rt->config = readConfig(file, root);
+  // Read on every load, so a reload picks up new users and a broken file
+  // keeps the running configuration (and its users) in force.
+  if (rt->config.submission.authEnabled()) {
+    try {
+      rt->users = std::make_shared<const UserDb>(UserDb::load(rt->config.submission.users_file));
+    } catch (const ConfigError& e) {
+      if (e.line() != 0) throw;
+      root.getTable("submission")
+          .fail("users_file", e.message() + " (" + rt->config.submission.users_file + ")");
+    }
+  }
   TableReader filters = root.getTable("filters");
   rt->pipeline.build(filters, filterRegistry(), rt->symbols, deps);
   TableReader symbols = root.getTable("symbols");

@@ -132,6 +132,18 @@ struct TlsConfig {
   std::string key_file;
 };
 
+// The outbound role: mail submission (RFC 6409) by authenticated users.
+struct SubmissionConfig {
+  // Listeners where MAIL needs AUTH first (port 587). Empty: off.
+  std::vector<asio::ip::tcp::endpoint> listen;
+  // NAME:HASH lines; see gateway/auth/users_file.h.
+  std::string users_file;
+  bool require_tls = true;    // AUTH offered and accepted only under TLS
+  int max_auth_failures = 3;  // per session; then 421 and disconnect
+  bool auth_on_mx = false;    // also offer AUTH on server.listen
+  bool authEnabled() const { return !listen.empty() || auth_on_mx; }
+};
+
 struct Config {
   std::string file;  // the configuration file, as given
   std::string dir;   // its directory: base for relative paths
@@ -154,6 +166,7 @@ struct Config {
   TlsConfig tls;
   DeliveryConfig delivery;
   DnsConfig dns;
+  SubmissionConfig submission;
   IpSet trusted_networks;
   std::vector<DomainConfig> domains;
   std::unordered_map<std::string, size_t> domain_index;

@@ -1,5 +1,5 @@
 // Everything built from one configuration load: the settings, the filter
-// pipeline and the symbol weights. Immutable once built and shared by
+// pipeline, the symbol weights and the AUTH users. Immutable once built and shared by
 // sessions through shared_ptr, so a reload swaps it atomically while
 // in-flight sessions finish with the one they started with.
 #pragma once
@@ -15,11 +15,14 @@ namespace mxgate {
 
 class KvStore;
 class Resolver;
+class UserDb;
 
 struct Runtime {
   Config config;
   SymbolTable symbols;
   Pipeline pipeline;
+  // The submission users file; null when AUTH is off everywhere.
+  std::shared_ptr<const UserDb> users;
 };
 
 // Loads and validates everything. Throws ConfigError (file:line: message).

@@ -23,6 +23,7 @@
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
 #include "gateway/config/table_reader.h"
+#include "gateway/ctl/user_command.h"
 #include "gateway/daemon/control.h"
 #include "gateway/dns/make_resolver.h"
 #include "gateway/queue/queue_manager.h"
@@ -97,6 +98,20 @@ COMMANDS
         file is never overwritten) and prints the TXT record to publish.
         RSA keys have 2048 bits unless --bits says otherwise (1024-8192).
         Works without a configuration file.
+    user add NAME [--password-stdin] [--file FILE]
+        Add a submission user (SMTP AUTH) to submission.users_file, or to
+        FILE. The password is typed twice on the terminal, without echo;
+        --password-stdin reads one line from standard input instead (for
+        scripts). Passwords under 12 characters are refused. It is stored
+        as an argon2id hash; the file is replaced atomically with mode
+        0640 (a new one, made by root, gets server.user's group). Send the
+        daemon SIGHUP to apply.
+    user passwd NAME [--password-stdin] [--file FILE]
+        Set a new password for NAME, the same way.
+    user del NAME [--file FILE]
+        Remove NAME.
+    user list [--file FILE]
+        Every user with the scheme of its hash (argon2id or yescrypt).
 
 EXIT STATUS
     0 success, 1 an error (bad configuration, unknown id, ...), 2 bad usage.
@@ -516,6 +531,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "symbols") return symbols(config_file);
+    if (cmd == "user") return mxgate::userCommand(config_file, args);
     mxgate::Config cfg = mxgate::loadConfig(config_file);
     if (cmd == "queue") {
       if (args.empty()) return usageError("queue needs list or show");

@@ -13,6 +13,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/ssl/context.hpp>
 
+#include "gateway/auth/users_file.h"
 #include "gateway/config/config_error.h"
 #include "gateway/config/runtime.h"
 #include "gateway/daemon/control.h"
@@ -62,13 +63,14 @@ OPTIONS
         Print the version.
 
 SIGNALS
-    SIGHUP      Reload the configuration and re-read the TLS certificate and
-                key. A file that fails validation (or a certificate that
-                cannot be loaded) is rejected with the reason in the log and
-                the running configuration stays in force. Listen addresses,
-                threads, directories, [dns] and the user need a restart. After the
-                privilege drop the certificate must be readable by
-                server.user.
+    SIGHUP      Reload the configuration, re-read the TLS certificate and
+                key and the submission users file. A file that fails
+                validation (or a certificate that cannot be loaded) is
+                rejected with the reason in the log and the running
+                configuration stays in force. Listen addresses (server
+                and submission), threads, directories, [dns] and the user
+                need a restart. After the privilege drop the certificate
+                and the users file must be readable by server.user.
     SIGTERM, SIGINT
                 Stop accepting, let open sessions finish for up to 10 seconds,
                 and exit. Nothing acknowledged is lost either way.
@@ -188,6 +190,7 @@ int main(int argc, char** argv) {
     services.tls.store(loadTls(cfg));
     mxgate::smtp::Server server(services, cfg.threads);
     server.bind(cfg.listen);
+    server.bind(cfg.submission.listen, mxgate::ListenerKind::kSubmission);
     for (const std::string& d : {cfg.state_dir, cfg.spool_dir, cfg.delivery.maildir_root})
       std::filesystem::create_directories(d);
     mxgate::dropPrivileges(cfg.user, {cfg.state_dir, cfg.spool_dir, cfg.delivery.maildir_root});
@@ -214,6 +217,7 @@ int main(int argc, char** argv) {
       deps.store = store.get();
       deps.resolver = resolver.get();
       deps.workers = &workers;
+      services.workers = &workers;  // password checks of SMTP AUTH
       rt = mxgate::loadRuntime(config_file, deps);
     } catch (const mxgate::ConfigError& e) {
       spdlog::error("{}", e.what());
@@ -272,7 +276,9 @@ int main(int argc, char** argv) {
             // Certificates are re-read too (renewals keep their paths).
             auto next_tls = loadTls(next->config);
             const auto& old_cfg = services.runtime.load()->config;
-            if (next->config.listen != old_cfg.listen || next->config.threads != old_cfg.threads ||
+            if (next->config.listen != old_cfg.listen ||
+                next->config.submission.listen != old_cfg.submission.listen ||
+                next->config.threads != old_cfg.threads ||
                 next->config.state_dir != old_cfg.state_dir ||
                 next->config.spool_dir != old_cfg.spool_dir ||
                 next->config.dns.servers != old_cfg.dns.servers ||
@@ -297,16 +303,23 @@ int main(int argc, char** argv) {
     };
     wait_signal();
 
-    std::string addrs;
-    for (const auto& ep : cfg.listen) {
-      if (!addrs.empty()) addrs += ", ";
-      addrs +=
-          (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) +
-          ":" + std::to_string(ep.port());
-    }
-    spdlog::info("mxgate {} ready: listening on {}, {} thread(s), {} filter(s), TLS {}",
-                 MXGATE_VERSION, addrs, server.threads(), rt->pipeline.entries().size(),
-                 services.tls.load() ? "on" : "off");
+    auto addrs = [](const std::vector<asio::ip::tcp::endpoint>& eps) {
+      std::string out;
+      for (const auto& ep : eps) {
+        if (!out.empty()) out += ", ";
+        out += (ep.address().is_v6() ? "[" + ep.address().to_string() + "]"
+                                     : ep.address().to_string()) +
+               ":" + std::to_string(ep.port());
+      }
+      return out;
+    };
+    std::string submission;
+    if (!cfg.submission.listen.empty())
+      submission = ", submission (AUTH, " + std::to_string(rt->users->size()) + " user(s)) on " +
+                   addrs(cfg.submission.listen);
+    spdlog::info("mxgate {} ready: listening on {}{}, {} thread(s), {} filter(s), TLS {}",
+                 MXGATE_VERSION, addrs(cfg.listen), submission, server.threads(),
+                 rt->pipeline.entries().size(), services.tls.load() ? "on" : "off");
     server.run();
     queue.stop();
     spdlog::info("stopped");

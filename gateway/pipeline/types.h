@@ -54,6 +54,7 @@ struct SessionStats {
   uint32_t bad_recipients = 0;
   uint32_t bad_commands = 0;
   bool timed_out = false;
+  uint32_t auth_failures = 0;  // SMTP AUTH attempts refused (535, or the 421 after too many)
 };
 
 struct Recipient {

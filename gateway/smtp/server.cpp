@@ -21,7 +21,7 @@ Server::Server(Services& services, int threads) : services_(services) {
 
 Server::~Server() = default;
 
-void Server::bind(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
+void Server::bind(const std::vector<asio::ip::tcp::endpoint>& endpoints, ListenerKind kind) {
   for (const auto& ep : endpoints) {
     auto acc = std::make_unique<asio::ip::tcp::acceptor>(*contexts_[0]);
     asio::error_code ec;
@@ -35,11 +35,11 @@ void Server::bind(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
       throw std::runtime_error("cannot listen on " + where + std::to_string(ep.port()) + ": " +
                                ec.message());
     }
-    acceptors_.push_back(std::move(acc));
+    listeners_.push_back({std::move(acc), kind});
   }
 }
 
-asio::awaitable<void> Server::acceptLoop(asio::ip::tcp::acceptor& acceptor) {
+asio::awaitable<void> Server::acceptLoop(asio::ip::tcp::acceptor& acceptor, ListenerKind kind) {
   while (acceptor.is_open()) {
     asio::io_context& target = *contexts_[next_++ % contexts_.size()];
     auto [ec, socket] =
@@ -52,7 +52,7 @@ asio::awaitable<void> Server::acceptLoop(asio::ip::tcp::acceptor& acceptor) {
       co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
       continue;
     }
-    auto session = std::make_shared<Session>(std::move(socket), services_);
+    auto session = std::make_shared<Session>(std::move(socket), services_, kind);
     asio::co_spawn(
         target, [session]() { return session->run(); },
         [](std::exception_ptr e) {
@@ -67,7 +67,8 @@ asio::awaitable<void> Server::acceptLoop(asio::ip::tcp::acceptor& acceptor) {
 }
 
 void Server::run() {
-  for (auto& acc : acceptors_) asio::co_spawn(*contexts_[0], acceptLoop(*acc), asio::detached);
+  for (auto& l : listeners_)
+    asio::co_spawn(*contexts_[0], acceptLoop(*l.acceptor, l.kind), asio::detached);
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& c : contexts_) guards.push_back(asio::make_work_guard(*c));
   std::vector<std::thread> threads;
@@ -82,9 +83,9 @@ void Server::stop(std::chrono::milliseconds grace) {
   asio::co_spawn(
       *contexts_[0],
       [this, grace]() -> asio::awaitable<void> {
-        for (auto& acc : acceptors_) {
+        for (auto& l : listeners_) {
           asio::error_code ec;
-          acc->close(ec);
+          l.acceptor->close(ec);
         }
         // Idle sessions are told 421 now; busy ones finish their message
         // first. One cut off at the deadline never got its 250, so its

@@ -19,8 +19,10 @@ class Server {
   Server(Services& services, int threads);
   ~Server();
 
-  // Binds every endpoint. Throws std::runtime_error naming the address.
-  void bind(const std::vector<asio::ip::tcp::endpoint>& endpoints);
+  // Binds every endpoint; its sessions know they came in on a `kind` listener.
+  // Throws std::runtime_error naming the address.
+  void bind(const std::vector<asio::ip::tcp::endpoint>& endpoints,
+            ListenerKind kind = ListenerKind::kMx);
   // Starts accepting and runs the loops; returns after stop().
   void run();
   // Stops accepting, gives open sessions up to grace to finish, then stops the loops.
@@ -30,11 +32,15 @@ class Server {
   int threads() const { return static_cast<int>(contexts_.size()); }
 
  private:
-  asio::awaitable<void> acceptLoop(asio::ip::tcp::acceptor& acceptor);
+  struct Listener {
+    std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+    ListenerKind kind;
+  };
+  asio::awaitable<void> acceptLoop(asio::ip::tcp::acceptor& acceptor, ListenerKind kind);
 
   Services& services_;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
-  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+  std::vector<Listener> listeners_;
   size_t next_ = 0;
 };
 

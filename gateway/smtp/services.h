@@ -18,6 +18,13 @@ namespace mxgate {
 
 class KvStore;
 class QueueManager;
+class WorkerPool;
+
+// Which kind of listening socket a session came in on.
+enum class ListenerKind {
+  kMx,          // server.listen: mail for our domains; AUTH only if submission.auth_on_mx
+  kSubmission,  // submission.listen: MAIL needs AUTH first
+};
 
 // Counts open connections overall and per client address.
 class ConnectionLimiter {
@@ -40,6 +47,11 @@ struct Services {
   Spool* spool = nullptr;
   KvStore* store = nullptr;
   QueueManager* queue = nullptr;  // told about every spooled message
+  // Blocking work of sessions (password verification); shared with filters.
+  WorkerPool* workers = nullptr;
+  // Password verifications queued or running, bounded so that a flood of
+  // logins cannot crowd the filters' blocking calls out of the pool.
+  std::atomic<int> auth_pending{0};
   // Swapped on reload (renewed certificates); null when TLS is off. A
   // session holds the context it started TLS with for its whole life.
   std::atomic<std::shared_ptr<asio::ssl::context>> tls;

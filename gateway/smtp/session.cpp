@@ -11,6 +11,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include "gateway/auth/sasl.h"
 #include "gateway/pipeline/policy.h"
 #include "gateway/queue/queue_manager.h"
 #include "gateway/smtp/command.h"
@@ -34,8 +35,11 @@ bool hasNonAscii(std::string_view s) {
 
 }  // namespace
 
-Session::Session(asio::ip::tcp::socket socket, Services& services)
-    : services_(services), socket_(std::move(socket)), watchdog_timer_(socket_.get_executor()) {}
+Session::Session(asio::ip::tcp::socket socket, Services& services, ListenerKind listener)
+    : services_(services),
+      listener_(listener),
+      socket_(std::move(socket)),
+      watchdog_timer_(socket_.get_executor()) {}
 
 void Session::armDeadline(std::chrono::milliseconds d) {
   auto now = std::chrono::steady_clock::now();
@@ -356,7 +360,7 @@ asio::awaitable<void> Session::dispatch(const Command& cmd) {
       onHelp(cmd);
       break;
     case Verb::kAuth:
-      badCommand(502, "5.5.1", "Error: authentication not enabled");
+      co_await onAuth(cmd);
       break;
     case Verb::kBdat:
       badCommand(502, "5.5.1", "Error: CHUNKING is not offered");
@@ -402,6 +406,7 @@ asio::awaitable<void> Session::onHelo(const Command& cmd, bool esmtp) {
                                  "SIZE " + std::to_string(cfg.smtp.max_message_size)};
   if (cfg.smtp.vrfy) lines.push_back("VRFY");
   if (tls_ctx_ && !tls_) lines.push_back("STARTTLS");
+  if (authOffered()) lines.push_back("AUTH " + std::string(kSaslMechanisms));
   for (const char* ext : {"ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"})
     lines.push_back(ext);
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -419,6 +424,14 @@ asio::awaitable<void> Session::onMail(const Command& cmd) {
   }
   if (in_mail_) {
     badCommand(503, "5.5.1", "Error: nested MAIL command");
+    co_return;
+  }
+  // RFC 6409 4.3: submission needs AUTH (and so first TLS, if required),
+  // unless the client is known otherwise (relay.trusted_networks).
+  if (listener_ == ListenerKind::kSubmission && info_.auth_user.empty() && !info_.trusted) {
+    badCommand(530, "5.7.0",
+               !tls_ && cfg.submission.require_tls ? "Must issue a STARTTLS command first"
+                                                   : "Authentication required");
     co_return;
   }
   Path path;
@@ -607,9 +620,11 @@ asio::awaitable<void> Session::onStartTls(const Command& cmd) {
     co_return;
   }
   info_.tls = true;
-  // RFC 3207 4.2: the client must start over with EHLO.
+  // RFC 3207 4.2: the client must start over with EHLO, and nothing learnt
+  // in clear text (such as an AUTH) carries over.
   helo_seen_ = false;
   info_.helo.clear();
+  info_.auth_user.clear();
   resetTransaction();
 }
 
@@ -675,10 +690,11 @@ void Session::logMessage(std::string_view action, const Reply& r, std::chrono::m
     timing += fmt::format("{}:{:.3f}ms", t.filter, t.spent.count() / 1000.0);
   }
   spdlog::info(
-      "{}: client={}[{}] helo=<{}> from=<{}> to={} size={} action={} score={:.2f} symbols=\"{}\" "
+      "{}: client={}[{}]{} helo=<{}> from=<{}> to={} size={} action={} score={:.2f} symbols=\"{}\" "
       "filters=\"{}\" time={:.3f}ms reply=\"{} {} {}\"",
-      queue_id_, info_.client_name, info_.client_ip.to_string(), info_.helo, env_.mail_from, rcpts,
-      message_.size(), action, result_.score(), trace ? *trace : traceLine(), timing,
+      queue_id_, info_.client_name, info_.client_ip.to_string(),
+      info_.auth_user.empty() ? "" : " user=<" + info_.auth_user + ">", info_.helo, env_.mail_from,
+      rcpts, message_.size(), action, result_.score(), trace ? *trace : traceLine(), timing,
       spent.count() / 1000.0, r.code, r.enhanced, r.text);
 }
 

@@ -28,7 +28,7 @@ struct Command;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(asio::ip::tcp::socket socket, Services& services);
+  Session(asio::ip::tcp::socket socket, Services& services, ListenerKind listener);
   // Runs the whole session; returns when it is closed.
   asio::awaitable<void> run();
   // The daemon is stopping: an idle session says 421 at once, a busy one
@@ -54,6 +54,9 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> onRcpt(const Command& cmd);
   asio::awaitable<void> onData(const Command& cmd);
   asio::awaitable<void> onStartTls(const Command& cmd);
+  // SMTP AUTH (RFC 4954), in session_auth.cpp.
+  asio::awaitable<void> onAuth(const Command& cmd);
+  bool authOffered() const;  // AUTH is in EHLO now
   void onVrfy(const Command& cmd);
   void onHelp(const Command& cmd);
   void badCommand(int code, std::string_view enhanced, std::string_view text);
@@ -69,6 +72,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<StageResult> runStage(Stage stage, const Recipient* rcpt = nullptr);
 
   Services& services_;
+  const ListenerKind listener_;
   std::shared_ptr<const Runtime> rt_;
   asio::ip::tcp::socket socket_;
   std::shared_ptr<asio::ssl::context> tls_ctx_;  // what EHLO offered; outlives tls_
