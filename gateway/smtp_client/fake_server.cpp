@@ -118,6 +118,7 @@ asio::awaitable<void> FakeSmtpServer::acceptLoop() {
   while (!stopped_) {
     auto [ec, sock] = co_await acceptor_.async_accept(as_tuple(use_awaitable));
     if (ec) break;
+    sock.set_option(asio::ip::tcp::no_delay(true), ec);
     auto s = std::make_shared<Session>(std::move(sock));
     s->record = records.size();
     records.emplace_back();
@@ -142,7 +143,7 @@ asio::awaitable<void> FakeSmtpServer::serve(std::shared_ptr<Session> s) {
     if (scripted) {
       out = *scripted;
       if (out == kClose) co_return;
-      if (out == kHang) continue;
+      if (out == kHang) break;
     } else if (verb == "EHLO") {
       std::vector<std::string> ext = extensions;
       if (tls && !s->tls) ext.push_back("STARTTLS");
@@ -204,7 +205,7 @@ asio::awaitable<void> FakeSmtpServer::serve(std::shared_ptr<Session> s) {
       std::optional<std::string> end = reply ? reply(".") : std::nullopt;
       out = end ? *end : "250 2.0.0 Ok: queued as FAKE";
       if (out == kClose) co_return;
-      if (out == kHang) continue;
+      if (out == kHang) break;
     } else if (verb == "QUIT") {
       co_await s->write("221 2.0.0 Bye\r\n");
       co_return;
@@ -224,6 +225,8 @@ asio::awaitable<void> FakeSmtpServer::serve(std::shared_ptr<Session> s) {
       rec().tls = true;
     }
   }
+  // Hung: silent from now on, until the client gives up.
+  while (co_await s->readLine(&line, &waiting)) rec().commands.push_back(line);
 }
 
 const TestCertificate& testCertificate() {

@@ -8,7 +8,8 @@
 // user and password, DATA takes the message up to "." and the script is
 // asked for the end of data as the command ".". Script replies may span
 // lines ("250-a\r\n250 b"); two special replies: kClose (drop the
-// connection without a word) and kHang (say nothing, keep reading).
+// connection without a word) and kHang (say nothing more on this connection,
+// but keep reading).
 #pragma once
 
 #include <functional>
