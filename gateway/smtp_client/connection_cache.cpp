@@ -90,6 +90,8 @@ void ConnectionCache::put(std::unique_ptr<SmtpConnection> conn) {
 void ConnectionCache::closeAll() {
   for (auto& [key, idle] : idle_) retire(std::move(idle.conn), &stats_.retired);
   idle_.clear();
+  sweeper_->armed = false;
+  sweeper_->timer.cancel();
 }
 
 void ConnectionCache::sweep() {

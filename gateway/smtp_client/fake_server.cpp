@@ -103,6 +103,11 @@ void FakeSmtpServer::stop() {
   stopped_ = true;
   std::error_code ignored;
   acceptor_.close(ignored);
+  dropConnections();
+}
+
+void FakeSmtpServer::dropConnections() {
+  std::error_code ignored;
   for (auto& w : sessions_) {
     if (auto s = w.lock()) s->socket.close(ignored);
   }

@@ -38,6 +38,8 @@ class FakeSmtpServer {
   uint16_t port() const { return port_; }
   // Closes the listener and every connection.
   void stop();
+  // Closes every connection (as an idle timeout would), still listening.
+  void dropConnections();
 
   // Script: a reply for the command (as received, without CRLF; "." for the
   // end of data), or nullopt for the default.
