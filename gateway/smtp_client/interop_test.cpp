@@ -158,6 +158,39 @@ TEST_F(InteropTest, SmtpSink) {
       << dump;
 }
 
+// Throughput over one reused connection; run by hand:
+//   mxgate_unit_tests --gtest_also_run_disabled_tests --gtest_filter='*SmtpSinkThroughput'
+TEST_F(InteropTest, DISABLED_SmtpSinkThroughput) {
+  const char* sink = "/usr/sbin/smtp-sink";
+  if (access(sink, X_OK) != 0) GTEST_SKIP() << sink << " not installed (postfix)";
+  const uint16_t port = freePort();
+  std::vector<std::string> argv = {sink, "127.0.0.1:" + std::to_string(port), "100"};
+  if (geteuid() == 0) argv.insert(argv.begin() + 1, {"-u", "nobody"});
+  Child child;
+  ASSERT_TRUE(child.start(argv));
+  ASSERT_TRUE(waitForPort(port));
+  std::string text = "Subject: load\r\n\r\n";
+  while (text.size() < 4096) text += "a line of text of about sixty bytes, repeated to fill.\r\n";
+  OutboundMessage m = message({"a@example.com", "b@example.com"}, text);
+  const std::vector<Endpoint> eps = {at(port)};
+  constexpr int kMessages = 5000;
+  int accepted = 0;
+  auto fn = [&]() -> asio::awaitable<int> {
+    for (int i = 0; i < kMessages; ++i) {
+      DeliveryReport rep = co_await deliverToEndpoints(eps, &cache, m, opts);
+      accepted += rep.allAccepted();
+    }
+    co_return accepted;
+  };
+  auto start = std::chrono::steady_clock::now();
+  run(fn(), 120s);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(accepted, kMessages);
+  std::cout << kMessages << " messages of " << text.size() << " bytes in " << secs << " s: "
+            << kMessages / secs << " messages/s, "
+            << kMessages - static_cast<int>(cache.stats().reused) << " connections\n";
+}
+
 TEST_F(InteropTest, AiosmtpdOverVerifiedTls) {
   const char* python = "/usr/bin/python3";
   if (access(python, X_OK) != 0 ||
