@@ -186,8 +186,8 @@ TEST_F(InteropTest, DISABLED_SmtpSinkThroughput) {
   run(fn(), 120s);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(accepted, kMessages);
-  std::cout << kMessages << " messages of " << text.size() << " bytes in " << secs << " s: "
-            << kMessages / secs << " messages/s, "
+  std::cout << kMessages << " messages of " << text.size() << " bytes in " << secs
+            << " s: " << kMessages / secs << " messages/s, "
             << kMessages - static_cast<int>(cache.stats().reused) << " connections\n";
 }
 
