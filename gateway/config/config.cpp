@@ -202,6 +202,7 @@ static Config readConfig(const std::string& file, TableReader& root) {
   dc.max_lifetime = std::chrono::duration_cast<std::chrono::seconds>(
       delivery.getDuration("max_lifetime", dc.max_lifetime));
   if (dc.max_lifetime.count() < 60) delivery.fail("max_lifetime", "must be at least 1m");
+  dc.mx_port = static_cast<uint16_t>(delivery.getInt("mx_port", 25, 1, 65535));
   dc.dns_error_limit =
       static_cast<uint32_t>(delivery.getInt("dns_error_limit", dc.dns_error_limit, 1, 1000));
   dc.max_concurrency = static_cast<size_t>(delivery.getInt("max_concurrency", 100, 1, 10000));

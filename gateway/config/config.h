@@ -109,6 +109,7 @@ struct DeliveryConfig {
   // Recipients whose destination fails to resolve this many times fail
   // (mistyped domains bounce fast instead of waiting out max_lifetime).
   uint32_t dns_error_limit = 2;
+  uint16_t mx_port = 25;  // port of MX hosts (RFC 5321: 25; other values for tests)
   size_t max_concurrency = 100;         // deliveries in flight, overall
   size_t destination_concurrency = 20;  // per destination (route or MX domain)
   PriorityConfig priority;

@@ -225,7 +225,7 @@ int queueControl(const mxgate::Config& cfg, const std::vector<std::string>& args
     if (args.size() == 1)
       request = "flush";
     else if (args.size() == 3 && args[1] == "--domain")
-      request = "flush " + mxgate::toLower(args[2]);
+      request = "flush-domain " + mxgate::toLower(args[2]);
     else if (args.size() == 2)
       request = "flush " + args[1];
     else

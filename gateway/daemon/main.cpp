@@ -22,6 +22,7 @@
 #include "gateway/queue/maildir_agent.h"
 #include "gateway/queue/queue_manager.h"
 #include "gateway/queue/router.h"
+#include "gateway/queue/smtp_transport.h"
 #include "gateway/smtp/server.h"
 #include "gateway/util/worker_pool.h"
 #include "gateway/version.h"
@@ -234,8 +235,10 @@ int main(int argc, char** argv) {
     qopt.segments_dir = spool.dir();
     qopt.store = store.get();
     qopt.local = &local;
+    mxgate::SmtpTransport smtp({resolver.get(), cfg.hostname, {}, cfg.delivery.mx_port});
     qopt.route = mxgate::makeRouter(std::shared_ptr<const mxgate::Config>(rt, &rt->config),
-                                    mxgate::Transports{});
+                                    mxgate::Transports{&smtp, &smtp});
+    qopt.on_stopped = [&smtp] { smtp.shutdown(); };
     qopt.retry_schedule = cfg.delivery.retry_schedule;
     qopt.max_lifetime = cfg.delivery.max_lifetime;
     qopt.dns_error_limit = cfg.delivery.dns_error_limit;

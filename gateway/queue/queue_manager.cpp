@@ -154,6 +154,10 @@ std::string QueueManager::loadFlags(KvStore& store, const std::string& queue_id)
 QueueManager::QueueManager(Options options)
     : options_(std::move(options)), local_pool_(std::max<size_t>(1, options_.local_threads), 4096) {
   if (options_.retry_schedule.empty()) options_.retry_schedule = {std::chrono::hours(1)};
+  // A back-off longer than the first retry step would turn every early
+  // retry into a no-op.
+  options_.destination_backoff =
+      std::min(options_.destination_backoff, options_.retry_schedule.front());
   if (!options_.clock) options_.clock = [] { return std::chrono::system_clock::now(); };
   if (options_.max_concurrency == 0) options_.max_concurrency = 1;
   if (options_.destination_concurrency == 0) options_.destination_concurrency = 1;
@@ -183,6 +187,7 @@ void QueueManager::stop(std::chrono::seconds grace) {
     timer->async_wait([this, timer](asio::error_code) { io_.stop(); });
   });
   worker_.join();
+  if (options_.on_stopped) options_.on_stopped();
 }
 
 void QueueManager::enqueue(const SpoolMeta& meta, SpoolLocation loc) {
@@ -731,13 +736,13 @@ std::string QueueManager::commandNow(const std::string& line) {
     schedule(id, m);
     return n;
   };
-  if (verb == "flush" || verb == "retry-reset") {
+  if (verb == "flush" || verb == "flush-domain" || verb == "retry-reset") {
     bool reset = verb == "retry-reset";
+    if (verb == "flush-domain") arg = toLower(arg);
     size_t n = 0;
-    if (reset) {
-      for (auto& [key, d] : dests_) d.down_until = 0;
-    }
-    if (!arg.empty() && !reset) {
+    // The admin says "try now": destinations in back-off too.
+    for (auto& [key, d] : dests_) d.down_until = 0;
+    if (verb == "flush" && !arg.empty()) {
       Message* m = nullptr;
       if (auto err = find(&m); !err.empty()) return err;
       n = makeDue(arg, *m, false);

@@ -134,6 +134,9 @@ class QueueManager {
     std::function<void(const LoadedMessage& message, const std::vector<size_t>& rcpts,
                        const std::vector<DeliveryResult>& results)>
         on_failed;
+    // Called once the worker has stopped, before the queue's event loop is
+    // destroyed: transports drop what they hold on that loop (connections).
+    std::function<void()> on_stopped;
   };
 
   explicit QueueManager(Options options);
@@ -157,7 +160,7 @@ class QueueManager {
 
   // An admin command (mxgatectl queue ...), run on the queue thread; done
   // gets the reply text, first line "ok ..." or "error ...". Thread-safe.
-  // Commands: flush [ID], retry-reset [DOMAIN], hold ID, release ID,
+  // Commands: flush [ID], flush-domain DOMAIN, retry-reset [DOMAIN], hold ID, release ID,
   // delete ID, hold-domain DOMAIN, release-domain DOMAIN, holds.
   void command(std::string line, std::function<void(std::string)> done);
 
