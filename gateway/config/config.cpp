@@ -197,6 +197,11 @@ static Config readConfig(const std::string& file, TableReader& root) {
   dc.max_lifetime = std::chrono::duration_cast<std::chrono::seconds>(
       delivery.getDuration("max_lifetime", dc.max_lifetime));
   if (dc.max_lifetime.count() < 60) delivery.fail("max_lifetime", "must be at least 1m");
+  std::string guard = delivery.getString("bounce_guard", bounceGuardName(dc.bounce_guard));
+  if (!parseBounceGuard(guard, &dc.bounce_guard))
+    delivery.fail("bounce_guard",
+                  "must be \"spf_pass\", \"always\" or \"never\", not \"" + guard + "\"");
+  dc.bounce_max_original = delivery.getSize("bounce_max_original", dc.bounce_max_original);
   delivery.finish();
 
   TableReader dns = root.getTable("dns");

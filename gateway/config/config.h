@@ -13,6 +13,7 @@
 
 #include <asio/ip/tcp.hpp>
 
+#include "gateway/queue/bounce.h"
 #include "gateway/smtp/data_reader.h"
 #include "gateway/util/ip_set.h"
 
@@ -64,6 +65,10 @@ struct DeliveryConfig {
       std::chrono::minutes(15), std::chrono::minutes(30), std::chrono::minutes(60),
       std::chrono::minutes(90), std::chrono::hours(4)};
   std::chrono::seconds max_lifetime{std::chrono::hours(24 * 5)};
+  // When a bounce may be sent at all (backscatter guard; gateway/queue/bounce.h).
+  BounceGuard bounce_guard = BounceGuard::kSpfPass;
+  // RET=FULL returns the original whole up to this size, else its headers.
+  uint64_t bounce_max_original = kDefaultBounceMaxOriginal;
 };
 
 struct DnsConfig {
