@@ -3,6 +3,7 @@
 #include "gateway/pipeline/filter.h"
 
 #include "filters/abuse/abuse_filter.h"
+#include "filters/hook/hook_filter.h"
 #include "filters/lists/lists_filter.h"
 
 namespace mxgate {
@@ -11,6 +12,7 @@ const std::vector<FilterFactory>& filterRegistry() {
   static const std::vector<FilterFactory> kRegistry{
       abuseFilterFactory(),
       listsFilterFactory(),
+      hookFilterFactory(),
   };
   return kRegistry;
 }
