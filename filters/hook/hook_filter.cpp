@@ -55,7 +55,11 @@ class HookFilter final : public Filter {
     job->kill_grace = settings_->kill_grace;
     job->path_env = settings_->path_env;
 
-    HookExit r = co_await workers_->run([job] { return runHook(*job); });
+    // Passed as an lvalue on purpose: g++ 12 destroys a lambda temporary
+    // handed by value to a coroutine inside co_await twice, so its captured
+    // shared_ptr would be released twice (seen under AddressSanitizer).
+    auto work = [job] { return runHook(*job); };
+    HookExit r = co_await workers_->run(work);
     switch (r.kind) {
       case HookExit::Kind::kTimedOut:
         throw std::runtime_error(fmt::format("hook timed out after {}ms and was killed",

@@ -383,7 +383,7 @@ TEST(LoadRuntime, BuildsTheRegisteredFilters) {
   ASSERT_NE(rt, nullptr);
   std::vector<std::string> names;
   for (const auto& e : rt->pipeline.entries()) names.push_back(e.spec.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"abuse", "lists"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"abuse", "lists", "hook"}));
   // abuse runs after lists at connect.
   ASSERT_EQ(rt->pipeline.order(Stage::kConnect).size(), 2u);
   EXPECT_EQ(rt->pipeline.entries()[rt->pipeline.order(Stage::kConnect)[0]].spec.name, "lists");
