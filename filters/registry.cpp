@@ -5,6 +5,7 @@
 #include "filters/abuse/abuse_filter.h"
 #include "filters/dkim/dkim_filter.h"
 #include "filters/dmarc/dmarc_filter.h"
+#include "filters/hook/hook_filter.h"
 #include "filters/lists/lists_filter.h"
 #include "filters/spf/spf_filter.h"
 
@@ -17,6 +18,7 @@ const std::vector<FilterFactory>& filterRegistry() {
       listsFilterFactory(),
       spfFilterFactory(),
       dmarcFilterFactory(),
+      hookFilterFactory(),
   };
   return kRegistry;
 }

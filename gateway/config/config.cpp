@@ -209,6 +209,11 @@ static Config readConfig(const std::string& file, TableReader& root) {
   dc.destination_concurrency =
       static_cast<size_t>(delivery.getInt("destination_concurrency", 20, 1, 10000));
   readPriorities(delivery, dc.priority);
+  std::string guard = delivery.getString("bounce_guard", bounceGuardName(dc.bounce_guard));
+  if (!parseBounceGuard(guard, &dc.bounce_guard))
+    delivery.fail("bounce_guard",
+                  "must be \"spf_pass\", \"always\" or \"never\", not \"" + guard + "\"");
+  dc.bounce_max_original = delivery.getSize("bounce_max_original", dc.bounce_max_original);
   delivery.finish();
   readRoutes(root, c);
 

@@ -13,6 +13,7 @@
 
 #include <asio/ip/tcp.hpp>
 
+#include "gateway/queue/bounce.h"
 #include "gateway/smtp/data_reader.h"
 #include "gateway/util/ip_set.h"
 
@@ -109,11 +110,15 @@ struct DeliveryConfig {
   // Recipients whose destination fails to resolve this many times fail
   // (mistyped domains bounce fast instead of waiting out max_lifetime).
   uint32_t dns_error_limit = 2;
-  uint16_t mx_port = 25;  // port of MX hosts (RFC 5321: 25; other values for tests)
+  uint16_t mx_port = 25;                // port of MX hosts (RFC 5321: 25; other values for tests)
   size_t max_concurrency = 100;         // deliveries in flight, overall
   size_t destination_concurrency = 20;  // per destination (route or MX domain)
   PriorityConfig priority;
   std::vector<RouteConfig> routes;  // [[route]], in file order
+  // When a bounce may be sent at all (backscatter guard; gateway/queue/bounce.h).
+  BounceGuard bounce_guard = BounceGuard::kSpfPass;
+  // RET=FULL returns the original whole up to this size, else its headers.
+  uint64_t bounce_max_original = kDefaultBounceMaxOriginal;
 };
 
 struct DnsConfig {

@@ -291,6 +291,23 @@ TEST(LoadConfig, PolicyErrorsNameFileAndLine) {
   });
 }
 
+TEST(LoadConfig, DeliveryBounceSettings) {
+  TempDir dir;
+  Config c = loadConfig(dir.write("default.toml", ""));
+  EXPECT_EQ(c.delivery.bounce_guard, BounceGuard::kSpfPass);
+  EXPECT_EQ(c.delivery.bounce_max_original, 100u * 1024);
+  c = loadConfig(dir.write(
+      "set.toml", "[delivery]\nbounce_guard = \"always\"\nbounce_max_original = \"1M\"\n"));
+  EXPECT_EQ(c.delivery.bounce_guard, BounceGuard::kAlways);
+  EXPECT_EQ(c.delivery.bounce_max_original, 1u << 20);
+  expectErrors({
+      {"[delivery]\nhold = false\nbounce_guard = \"sometimes\"\n", 3,
+       "delivery.bounce_guard: must be \"spf_pass\", \"always\" or \"never\", not \"sometimes\""},
+      {"[delivery]\nbounce_max_original = \"big\"\n", 2,
+       "delivery.bounce_max_original: \"big\" is not a size (use e.g. 512K, 30M, 1G)"},
+  });
+}
+
 TEST(LoadConfig, RecipientsFileIsReadRelativeToTheConfig) {
   TempDir dir;
   dir.write("lists/users.txt", "# users\nAlice\n\n  bob   # the admin\ncarol@Example.org\n");
@@ -366,7 +383,7 @@ TEST(LoadRuntime, BuildsTheRegisteredFilters) {
   ASSERT_NE(rt, nullptr);
   std::vector<std::string> names;
   for (const auto& e : rt->pipeline.entries()) names.push_back(e.spec.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"abuse", "lists"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"abuse", "lists", "hook"}));
   // abuse runs after lists at connect.
   ASSERT_EQ(rt->pipeline.order(Stage::kConnect).size(), 2u);
   EXPECT_EQ(rt->pipeline.entries()[rt->pipeline.order(Stage::kConnect)[0]].spec.name, "lists");

@@ -19,6 +19,7 @@
 #include "gateway/daemon/control.h"
 #include "gateway/daemon/privileges.h"
 #include "gateway/dns/make_resolver.h"
+#include "gateway/queue/bounce_sender.h"
 #include "gateway/queue/maildir_agent.h"
 #include "gateway/queue/queue_manager.h"
 #include "gateway/queue/router.h"
@@ -239,6 +240,8 @@ int main(int argc, char** argv) {
     qopt.route = mxgate::makeRouter(std::shared_ptr<const mxgate::Config>(rt, &rt->config),
                                     mxgate::Transports{&smtp, &smtp});
     qopt.on_stopped = [&smtp] { smtp.shutdown(); };
+    mxgate::QueueManager* running_queue = nullptr;  // set once the queue runs
+    qopt.on_failed = mxgate::makeBounceSender(cfg.delivery, cfg.hostname, spool, &running_queue);
     qopt.retry_schedule = cfg.delivery.retry_schedule;
     qopt.max_lifetime = cfg.delivery.max_lifetime;
     qopt.dns_error_limit = cfg.delivery.dns_error_limit;
@@ -251,6 +254,7 @@ int main(int argc, char** argv) {
       spdlog::warn(
           "delivery.hold is set: accepted mail stays in the spool until it is unset (restart)");
     } else {
+      running_queue = &queue;
       queue.start();
       services.queue = &queue;
     }

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <random>
 
-#include <asio/this_coro.hpp>
-#include <asio/ssl/context.hpp>
 #include <fmt/format.h>
+#include <asio/ssl/context.hpp>
+#include <asio/this_coro.hpp>
 
 #include "gateway/config/config.h"
 #include "gateway/dns/resolver.h"
@@ -81,7 +81,8 @@ DeliveryResult toDeliveryResult(const sc::SmtpReply& r, bool dns_error) {
   out.reply = r.enhanced.empty() || text.starts_with(r.enhanced) ? text : r.enhanced + " " + text;
   // A domain that does not resolve (NXDOMAIN included) is retried until
   // [delivery] dns_error_limit: a DNS hiccup must not bounce mail at once.
-  if (dns_error && out.kind == DeliveryResult::Kind::kFailed) out.kind = DeliveryResult::Kind::kDeferred;
+  if (dns_error && out.kind == DeliveryResult::Kind::kFailed)
+    out.kind = DeliveryResult::Kind::kDeferred;
   out.remote = r.host;
   out.dns_error = dns_error;
   out.destination_down = r.host_level && out.kind == DeliveryResult::Kind::kDeferred;
@@ -176,8 +177,7 @@ asio::awaitable<std::vector<DeliveryResult>> SmtpTransport::deliver(const Transp
                              [&](const sc::ResolvedHost& h) { return toLower(h.name) == me; });
     if (self != res.hosts.end()) {
       uint16_t pref = self->preference;
-      std::erase_if(res.hosts,
-                    [&](const sc::ResolvedHost& h) { return h.preference >= pref; });
+      std::erase_if(res.hosts, [&](const sc::ResolvedHost& h) { return h.preference >= pref; });
       if (res.hosts.empty()) {
         sc::SmtpReply r;
         r.local = true;
@@ -191,8 +191,7 @@ asio::awaitable<std::vector<DeliveryResult>> SmtpTransport::deliver(const Transp
     }
     endpoints = sc::endpointsOf(res, options_.mx_port, kMaxAddresses);
   }
-  sc::DeliveryReport report =
-      co_await sc::deliverToEndpoints(endpoints, cache_.get(), msg, client);
+  sc::DeliveryReport report = co_await sc::deliverToEndpoints(endpoints, cache_.get(), msg, client);
   std::vector<DeliveryResult> out;
   out.reserve(report.rcpts.size());
   for (const sc::SmtpReply& r : report.rcpts) out.push_back(toDeliveryResult(r, false));

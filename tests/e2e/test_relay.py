@@ -4,6 +4,7 @@ failures, restarts and crashes. Downstream servers are aiosmtpd instances on
 loopback; MX records come from a static zone."""
 from __future__ import annotations
 
+import email
 import time
 import uuid
 
@@ -99,13 +100,39 @@ def test_4xx_then_250(mxgate, downstream):
     assert len(ds.messages_for("ok@fwd.test")) == 1, "the delivered recipient is not sent again"
 
 
-def test_5xx_fails_the_recipient(mxgate, downstream):
+def test_5xx_fails_the_recipient_and_bounces_with_a_dsn(mxgate, downstream):
     ds = downstream().start()
     ds.rcpt_replies["nobody@fwd.test"] = "550 5.1.1 no such user"
-    d = mxgate(relay_config([fwd_route(ds)]))
-    qid, _ = send(d, ["nobody@fwd.test"])
+    d = mxgate(relay_config([fwd_route(ds)], bounce_guard="always"))
+    qid, msg = send(d, ["nobody@fwd.test"], sender="sender@fwd.test")
     d.wait_log(rf"{qid}: to=<nobody@fwd.test> relay=\S+ status=failed .*550 5\.1\.1 no such user", timeout=10)
-    assert ds.received == []
+    h.wait_until(lambda: ds.messages_for("sender@fwd.test") or None, 15, what="the bounce delivered to the sender")
+    (bounce,) = ds.messages_for("sender@fwd.test")
+    assert bounce.mail_from in ("", "<>"), "bounces come from the null sender"
+    dsn = email.message_from_bytes(bounce.data)
+    assert dsn.get_content_type() == "multipart/report"
+    assert dsn.get_param("report-type") == "delivery-status"
+    parts = list(dsn.walk())
+    status = [p for p in parts if p.get_content_type() == "message/delivery-status"]
+    assert status, [p.get_content_type() for p in parts]
+    fields = status[0].as_string()
+    assert "Final-Recipient: rfc822; nobody@fwd.test" in fields, fields
+    assert "Action: failed" in fields and "Status: 5.1.1" in fields, fields
+    assert "Diagnostic-Code: smtp; 550 5.1.1 no such user" in fields, fields
+    headers = [p for p in parts if p.get_content_type() == "text/rfc822-headers"]
+    assert headers and "Subject: relay" in headers[0].get_payload(), "the original headers come back"
+    # No bounce for the bounce: it was sent from <>.
+    assert all(m.mail_from not in ("", "<>") for m in ds.received if m is not bounce)
+
+
+def test_bounce_guard_drops_bounces_without_spf_pass(mxgate, downstream):
+    ds = downstream().start()
+    ds.rcpt_replies["nobody@fwd.test"] = "550 5.1.1 no such user"
+    d = mxgate(relay_config([fwd_route(ds)]))  # default guard: spf_pass, no SPF filter
+    qid, _ = send(d, ["nobody@fwd.test"], sender="sender@fwd.test")
+    d.wait_log(rf"{qid}: no bounce: .*SPF", timeout=10)
+    time.sleep(1)
+    assert ds.messages_for("sender@fwd.test") == []
 
 
 def test_per_recipient_split_across_routes(mxgate, downstream):
@@ -202,7 +229,6 @@ def test_admin_hold_release_and_delete(mxgate, downstream):
     time.sleep(4)  # two retry rounds: nothing may go out while held
     assert ds.received == []
     d.ctl("queue", "release", qid)
-    d.ctl("queue", "flush", qid)
     h.wait_until(lambda: ds.received or None, 10, what="released message delivered")
     assert [m.rcpts for m in ds.received] == [["held@fwd.test"]]
     r = d.ctl("queue", "hold", "NOSUCHID", check=False)
