@@ -22,6 +22,7 @@ RUN_TIMEOUT=300
 READY_TIMEOUT=10
 PORT_BASE=10025
 DOMAIN=example.test
+RELAY=0
 
 usage() {
     cat <<'EOF'
@@ -33,7 +34,7 @@ SYNOPSIS
                        [--targets "sink postfix mxgate"] [--mxgate PATH]
                        [--work DIR] [--keep] [--warmup N] [--size BYTES]
                        [--no-reuse] [--timeout SEC] [--ready-timeout SEC]
-                       [--port-base PORT] [--help]
+                       [--port-base PORT] [--relay] [--help]
 
 DESCRIPTION
     Measures how many messages per second each target ACCEPTS (250 reply to
@@ -125,6 +126,17 @@ OPTIONS
                        (default 10).
     --port-base PORT   First port tried when looking for free loopback
                        ports (default 10025).
+    --relay            Relay mode: measure end-to-end RELAY throughput
+                       instead of acceptance. smtp-sink (started with -c,
+                       counting messages) is the downstream server; Postfix
+                       is a plain relay (transport_maps sends everything to
+                       the sink, no HOLD, normal queue manager and smtp
+                       client) and mxgate forwards example.test to the sink
+                       with a [[route]] (delivery on). A run is timed from
+                       the start of smtp-source until the sink has counted
+                       every message of the run, so the rate includes
+                       queueing, fsync and outbound delivery. Default
+                       targets in this mode: "postfix mxgate".
     -h, --help         Show this manual.
 
 LOAD GENERATOR COMMAND
@@ -203,6 +215,7 @@ while (($#)); do
     --ready-timeout) READY_TIMEOUT=$val ;;
     --port-base) PORT_BASE=$val ;;
     --keep) KEEP=1 ;;
+    --relay) RELAY=1 ;;
     --no-reuse) REUSE=0 ;;
     -h | --help)
         usage
@@ -228,6 +241,7 @@ need_int --port-base "$PORT_BASE" 1024 64999 # never 25/587
 read -r -a SESSION_LIST <<<"$SESSIONS"
 ((${#SESSION_LIST[@]} > 0)) || usage_error "--sessions is empty"
 for s in "${SESSION_LIST[@]}"; do need_int --sessions "$s" 1; done
+if ((RELAY)) && [[ $TARGETS == "sink postfix mxgate" ]]; then TARGETS="postfix mxgate"; fi
 read -r -a TARGET_LIST <<<"$TARGETS"
 ((${#TARGET_LIST[@]} > 0)) || usage_error "--targets is empty"
 for t in "${TARGET_LIST[@]}"; do
@@ -422,10 +436,44 @@ start_sink() {
     PORT[sink]=$(pick_port)
     log "starting smtp-sink on 127.0.0.1:${PORT[sink]}"
     # -u: drop root after binding; -m: max simultaneous connections; backlog 1024
-    smtp-sink -4 -u postfix -h sink.bench.test -m 1000 "127.0.0.1:${PORT[sink]}" 1024 \
+    local count=()
+    ((RELAY)) && count=(-c) # running counters on stdout: "... mesg=N"
+    smtp-sink -4 "${count[@]}" -u postfix -h sink.bench.test -m 1000 "127.0.0.1:${PORT[sink]}" 1024 \
         </dev/null >"$WORK/sink/sink.log" 2>&1 &
     SINK_PID=$!
     wait_ready smtp-sink "${PORT[sink]}" "$SINK_PID" "$WORK/sink/sink.log"
+}
+
+postfix_delivery_settings() {
+    if ((RELAY)); then
+        cat <<EOF
+# Relay everything for the test domain to the sink (a plain relay).
+mydestination =
+relay_domains = $DOMAIN
+relayhost =
+transport_maps = static:smtp:[127.0.0.1]:${PORT[sink]}
+smtp_tls_security_level = none
+local_recipient_maps =
+alias_maps =
+alias_database =
+biff = no
+default_destination_concurrency_limit = 50
+EOF
+    else
+        cat <<EOF
+# Accept any recipient in the test domain, deliver nothing.
+mydestination = $DOMAIN
+local_recipient_maps =
+alias_maps =
+alias_database =
+relay_domains =
+relayhost =
+local_transport = discard:bench
+default_transport = discard:bench
+biff = no
+smtpd_data_restrictions = check_client_access static:HOLD
+EOF
+    fi
 }
 
 start_postfix() {
@@ -455,17 +503,7 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 
-# Accept any recipient in the test domain, deliver nothing.
-mydestination = $DOMAIN
-local_recipient_maps =
-alias_maps =
-alias_database =
-relay_domains =
-relayhost =
-local_transport = discard:bench
-default_transport = discard:bench
-biff = no
-smtpd_data_restrictions = check_client_access static:HOLD
+$(postfix_delivery_settings)
 
 # 50 parallel sessions from one client must not be throttled.
 default_process_limit = 200
@@ -474,8 +512,7 @@ smtpd_client_connection_rate_limit = 0
 smtpd_client_message_rate_limit = 0
 smtpd_client_recipient_rate_limit = 0
 smtpd_client_event_limit_exceptions = 127.0.0.0/8
-# No delivery means no inflow tokens: do not let cleanup wait for them.
-in_flow_delay = 0s
+$( ((RELAY)) || printf '%s\n' '# No delivery means no inflow tokens: do not let cleanup wait for them.' 'in_flow_delay = 0s')
 EOF
 
     cat >"$PF_ETC/master.cf" <<EOF
@@ -498,6 +535,8 @@ showq     unix  n       -       n       -       -       showq
 error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
@@ -541,6 +580,32 @@ EOF
     log "postfix master pid $pid ready"
 }
 
+mxgate_delivery_settings() { # DIR
+    if ((RELAY)); then
+        cat <<EOF
+[delivery]
+hold = false
+maildir_root = "$1/mail"
+destination_concurrency = 50
+
+[[route]]
+name = "sink"
+domains = ["$DOMAIN"]
+type = "forward"
+hosts = ["127.0.0.1:${PORT[sink]}"]
+tls = "none"
+EOF
+    else
+        cat <<EOF
+[delivery]
+# Acceptance only, like the Postfix target (which holds its queue): no
+# Maildir deliveries competing for the disk during the measurement.
+hold = true
+maildir_root = "$1/mail"
+EOF
+    fi
+}
+
 start_mxgate() {
     local dir=$WORK/mxgate
     mkdir -p "$dir/state" "$dir/spool"
@@ -568,11 +633,7 @@ recipients = "accept-all"
 # Plain SMTP like the other targets (smtp-source does not do STARTTLS).
 enabled = false
 
-[delivery]
-# Acceptance only, like the Postfix target (which holds its queue): no
-# Maildir deliveries competing for the disk during the measurement.
-hold = true
-maildir_root = "$dir/mail"
+$(mxgate_delivery_settings "$dir")
 
 [filters.abuse]
 enabled = false
@@ -653,13 +714,43 @@ after_postfix_run() { # COUNT: check every message reached the hold queue, then 
     postsuper -c "$PF_ETC" -d ALL >/dev/null 2>&1 || log "warning: postsuper -d ALL failed"
 }
 
+sink_count() { # messages the sink has received so far (relay mode)
+    local n
+    n=$(tail -c 300 "$WORK/sink/sink.log" | tr '\r' '\n' | grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2)
+    echo "${n:-0}"
+}
+
+# relay_send OUTFILE: smtp-source, then wait until the sink has every
+# message of the run; elapsed seconds of the whole to OUTFILE.
+relay_send() {
+    local out=$1 want t0 t1 rc=0 deadline
+    want=$(($(sink_count) + RELAY_COUNT))
+    t0=$(date +%s.%N)
+    timeout -k 5 "$RUN_TIMEOUT" "${SRC_CMD[@]}" || rc=$?
+    ((rc == 0)) || return "$rc"
+    deadline=$((SECONDS + RUN_TIMEOUT))
+    while (($(sink_count) < want)); do
+        ((SECONDS < deadline)) || {
+            echo "sink has $(sink_count) of $want messages" >&2
+            return 124
+        }
+        sleep 0.02
+    done
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }' >"$out"
+}
+
 # one_run TARGET SESSIONS COUNT TIMED(0/1): prints msg/s when timed
 one_run() {
     local target=$1 sessions=$2 count=$3 timed=$4 rc=0 elapsed
     local tfile=$RUN_DIR/elapsed errf=$RUN_DIR/$target-s$sessions.err
     source_cmd "$target" "$sessions" "$count"
     settle
-    time_cmd "$tfile" timeout -k 5 "$RUN_TIMEOUT" "${SRC_CMD[@]}" </dev/null >"$errf" 2>&1 || rc=$?
+    if ((RELAY)); then
+        RELAY_COUNT=$count relay_send "$tfile" </dev/null >"$errf" 2>&1 || rc=$?
+    else
+        time_cmd "$tfile" timeout -k 5 "$RUN_TIMEOUT" "${SRC_CMD[@]}" </dev/null >"$errf" 2>&1 || rc=$?
+    fi
     if ((rc != 0)); then
         if ((rc == 124 || rc == 137)); then
             log "$target s=$sessions: smtp-source timed out after ${RUN_TIMEOUT}s"
@@ -670,7 +761,7 @@ one_run() {
         show_log_tail "$target" "$(target_log "$target")"
         return 1
     fi
-    [[ $target == postfix ]] && after_postfix_run "$count"
+    [[ $target == postfix ]] && ((!RELAY)) && after_postfix_run "$count"
     if ((timed)); then
         elapsed=$(<"$tfile")
         awk -v n="$count" -v t="$elapsed" 'BEGIN { printf "%.1f\n", (t > 0 ? n / t : 0) }'
@@ -692,6 +783,9 @@ log "work directory $WORK ($WORK_FS filesystem)"
     log "warning: $WORK is on tmpfs: fsync is free there, the postfix/mxgate numbers will be flattering"
 
 ORDER=() # targets actually measured, in report order
+if ((RELAY)) && ! active sink; then
+    start_sink || die "smtp-sink (the relay downstream) did not start"
+fi
 for t in sink postfix mxgate; do
     active "$t" || continue
     case $t in
@@ -782,7 +876,13 @@ ratio() { # TARGET REF SESSIONS
     fi
     echo "- load: smtp-source, $MESSAGES messages of $SIZE bytes body per timed run, 1 recipient each, $mode"
     echo "- $REPEAT timed run(s) per row, median reported; $WARMUP warm-up messages per row first; clock: $CLOCK"
-    want postfix && echo "- postfix $(postconf -d -h mail_version 2>/dev/null || echo '?'): private instance, queue file fsync'd then put on HOLD (no delivery)"
+    if ((RELAY)); then
+        echo "- RELAY mode: rate = messages / (smtp-source start .. smtp-sink counted them all); downstream smtp-sink on loopback"
+        want postfix && echo "- postfix $(postconf -d -h mail_version 2>/dev/null || echo '?'): private instance as a plain relay (queue file fsync'd, qmgr + smtp client to the sink)"
+        want mxgate && echo "- mxgate: spool fsync'd, [[route]] forward to the sink, destination_concurrency 50"
+    else
+        want postfix && echo "- postfix $(postconf -d -h mail_version 2>/dev/null || echo '?'): private instance, queue file fsync'd then put on HOLD (no delivery)"
+    fi
     echo "- work dir: $WORK ($WORK_FS)"
     if want mxgate; then
         if [[ -n $MXGATE_SKIP ]]; then

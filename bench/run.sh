@@ -8,3 +8,6 @@ echo "== micro-benchmarks ($build/bench/mxgate_bench)"
 echo
 echo "== end-to-end load (bench/load.sh)"
 bash bench/load.sh --mxgate "$build/gateway/mxgate"
+echo
+echo "== end-to-end relay (bench/load.sh --relay)"
+bash bench/load.sh --relay --mxgate "$build/gateway/mxgate"

@@ -12,6 +12,8 @@
 namespace mxgate {
 
 const std::vector<FilterFactory>& filterRegistry() {
+  // One line per filter.
+  // clang-format off
   static const std::vector<FilterFactory> kRegistry{
       abuseFilterFactory(),
       dkimFilterFactory(),
@@ -20,6 +22,7 @@ const std::vector<FilterFactory>& filterRegistry() {
       dmarcFilterFactory(),
       hookFilterFactory(),
   };
+  // clang-format on
   return kRegistry;
 }
 

@@ -45,19 +45,6 @@ std::string toCrlf(const std::string& text) {
   return out;
 }
 
-// A TXT value for the static zone: character-strings of at most 255 bytes.
-std::string txtValue(const std::string& record) {
-  std::string out;
-  for (size_t i = 0; i == 0 || i < record.size(); i += 255) {
-    out += out.empty() ? "\"" : " \"";
-    for (char c : record.substr(i, 255)) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out;
-}
 
 // Just enough JSON for vectors.json: objects, arrays, strings, literals.
 struct Json {
@@ -160,7 +147,7 @@ TEST(DkimConformance, Vectors) {
     ASSERT_FALSE(msg.empty()) << id << ": message not found: " << v["message"].str();
     testing::DkimHarness h("");
     for (const auto& [name, record] : v["dns"].object())
-      h.zone().addRecord(name, "TXT", txtValue(record.str()));
+      h.zone().addRecord(name, "TXT", testing::txtValue(record.str()));
     std::string message = toCrlf(readFile(msg));
     ScanResult r = h.run(message);
     const auto& expected = v["expected"].list();
@@ -252,7 +239,7 @@ TEST(DkimConformance, MailDkimCorpus) {
     else if (value == "\"\"")
       h.zone().addRecord(name, "TXT", "\"\"");
     else
-      h.zone().addRecord(name, "TXT", txtValue(value));
+      h.zone().addRecord(name, "TXT", testing::txtValue(value));
   }
   std::istringstream rows(readFile(dir / "EXPECTED.tsv"));
   std::string line;

@@ -26,19 +26,6 @@ const std::string kMessage =
     "Hello Bob,\r\n"
     "  a body line with  double  spaces.\r\n";
 
-// A TXT value for the static zone: character-strings of at most 255 bytes.
-std::string txtValue(const std::string& record) {
-  std::string out;
-  for (size_t i = 0; i == 0 || i < record.size(); i += 255) {
-    out += out.empty() ? "\"" : " \"";
-    for (char c : record.substr(i, 255)) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out;
-}
 
 KeyAnswers answersFor(const std::string& name, const std::string& record) {
   DnsAnswer a;
@@ -232,8 +219,8 @@ class DkimFilterTest : public ::testing::Test {
 
 TEST_F(DkimFilterTest, SignsTrustedMailAndVerifiesIt) {
   testing::DkimHarness h(keysSection(), config_);
-  h.zone().addRecord("r1._domainkey.example.com", "TXT", txtValue(rsa_.record));
-  h.zone().addRecord("e1._domainkey.example.com", "TXT", txtValue(ed_.record));
+  h.zone().addRecord("r1._domainkey.example.com", "TXT", testing::txtValue(rsa_.record));
+  h.zone().addRecord("e1._domainkey.example.com", "TXT", testing::txtValue(ed_.record));
 
   ScanResult out = h.run(kMessage, /*trusted=*/true);
   ASSERT_EQ(out.addedHeaders().size(), 2u);  // dual-signed: RSA and ed25519

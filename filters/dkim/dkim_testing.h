@@ -16,6 +16,20 @@
 
 namespace mxgate::dkim::testing {
 
+// A TXT value for the static zone: character-strings of at most 255 bytes.
+inline std::string txtValue(const std::string& record) {
+  std::string out;
+  for (size_t i = 0; i == 0 || i < record.size(); i += 255) {
+    out += out.empty() ? "\"" : " \"";
+    for (char c : record.substr(i, 255)) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out;
+}
+
 class DkimHarness {
  public:
   // config_file: where the section "is", for relative key paths.

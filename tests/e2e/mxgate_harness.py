@@ -179,6 +179,9 @@ class Daemon:
             # Most tests examine what was accepted into the spool, so delivery
             # holds it there; test_local_delivery.py turns delivery on.
             "delivery": {"hold": True, "maildir_root": str(self.root / "mail")},
+            # Tests never ask the Internet: DNS answers come from a zone file
+            # (empty unless a test writes its own and points here).
+            "dns": {"static_zones": str(self.empty_zone())},
             "relay": {"trusted_networks": []},
             "domains": [
                 {"name": "example.test", "recipients": "accept-all"},
@@ -188,6 +191,12 @@ class Daemon:
             # blocking is off unless a test turns it on.
             "filters.abuse": {"connection_rate": 0, "bad_session_limit": 0},
         }
+
+    def empty_zone(self) -> Path:
+        zone = self.root / "empty.zone"
+        if not zone.exists():
+            zone.write_text("# no records: every name is NXDOMAIN\n")
+        return zone
 
     def config_text(self) -> str:
         text = toml_dump(merge_config(self.base_config(), self.overrides))

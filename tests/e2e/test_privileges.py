@@ -32,8 +32,10 @@ def test_drops_to_configured_user(mxgate, tmp_path):
 
 
 def _check_drop(mxgate, base: Path, user) -> None:
+    zone = base / "empty.zone"
+    zone.write_text("# no records\n")
     d = mxgate({"server": {"user": "mxgate", "state_dir": str(base / "state"), "spool_dir": str(base / "spool")},
-                "delivery": {"maildir_root": str(base / "mail")}},
+                "delivery": {"maildir_root": str(base / "mail")}, "dns": {"static_zones": str(zone)}},
                start=False)
     d.config_path = base / "mxgate.toml"  # read again after the drop (and on SIGHUP)
     d.start()
