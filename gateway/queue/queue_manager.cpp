@@ -59,6 +59,14 @@ bool parseNum(std::string_view s, T* out) {
 }
 
 constexpr std::string_view kHoldBucket = "queue_holds";
+// "<queue id>/<recipient index>" of local deliveries, written by the pool
+// thread right after the Maildir is durable, before the result travels back
+// to the queue thread: a crash in between then re-delivers nothing.
+constexpr std::string_view kDoneBucket = "queue_done";
+
+std::string doneKey(const std::string& id, size_t rcpt) {
+  return id + "/" + std::to_string(rcpt);
+}
 
 std::string domainPart(const std::string& address) {
   return smtp::domainOf(address);
@@ -272,6 +280,22 @@ void QueueManager::admit(const std::string& id, const SpoolMeta& meta, SpoolLoca
       spdlog::error("{}: queue state malformed, delivering all recipients", id);
     }
   }
+  // Local deliveries recorded by the pool but not yet in the state.
+  std::vector<std::pair<size_t, std::string>> done;
+  try {
+    options_.store->scan(kDoneBucket, id + "/", [&](std::string_view key, std::string_view value) {
+      size_t idx = 0;
+      if (parseNum(key.substr(id.size() + 1), &idx)) done.emplace_back(idx, std::string(value));
+      return true;
+    });
+  } catch (const StoreError& e) {
+    spdlog::error("{}: delivery records unreadable: {}", id, e.what());
+  }
+  for (auto& [idx, reply] : done) {
+    if (idx >= m.rcpts.size() || m.rcpts[idx].status == Status::kDelivered) continue;
+    m.rcpts[idx].status = Status::kDelivered;
+    m.rcpts[idx].last_reply = reply;
+  }
   m.finished = std::all_of(m.rcpts.begin(), m.rcpts.end(),
                            [](const RcptState& r) { return isFinal(r.status); });
   Segment& seg = segments_[loc.segment];
@@ -340,6 +364,14 @@ void QueueManager::recover() {
     });
     if (!rep.problem.empty()) spdlog::warn("queue: {}: {}", path, rep.problem);
   }
+  // Markers of messages no segment holds any more (a crash during clean-up).
+  std::vector<std::string> stale_done;
+  options_.store->scan(kDoneBucket, "", [&](std::string_view key, std::string_view) {
+    if (messages_.count(std::string(key.substr(0, key.find('/')))) == 0)
+      stale_done.emplace_back(key);
+    return true;
+  });
+  for (const auto& key : stale_done) options_.store->erase(kDoneBucket, key);
   spdlog::info(
       "queue: recovered {} message(s) to deliver ({} deferred), {} held, in {} segment(s){}{}",
       open_count_, deferred_count_, held_count_, segments.size(),
@@ -470,8 +502,19 @@ asio::awaitable<void> QueueManager::runJob(Job job, std::shared_ptr<const Loaded
         DeliveryAgent* agent = options_.local;
         // Named, not a temporary inside the co_await expression: g++ 12
         // destroys such temporaries twice (a double release of `loaded`).
-        auto task = [agent, loaded, i] {
-          return agent->deliver(loaded->meta, loaded->body, loaded->meta.envelope.rcpts.at(i));
+        KvStore* store = options_.store;
+        auto task = [agent, loaded, i, store] {
+          DeliveryResult r =
+              agent->deliver(loaded->meta, loaded->body, loaded->meta.envelope.rcpts.at(i));
+          if (r.kind == DeliveryResult::Kind::kDelivered) {
+            try {
+              store->put(kDoneBucket, doneKey(loaded->meta.queue_id, i), r.reply);
+            } catch (const StoreError& e) {
+              spdlog::error("{}: cannot record delivery (a crash now repeats it): {}",
+                            loaded->meta.queue_id, e.what());
+            }
+          }
+          return r;
         };
         DeliveryResult r = co_await local_pool_.run(std::move(task));
         results.push_back(std::move(r));
@@ -584,6 +627,15 @@ void QueueManager::jobDone(const std::string& id, Message& m) {
   }
 }
 
+void QueueManager::eraseDone(const std::string& id) {
+  std::vector<std::string> keys;
+  options_.store->scan(kDoneBucket, id + "/", [&](std::string_view key, std::string_view) {
+    keys.emplace_back(key);
+    return true;
+  });
+  for (const auto& k : keys) options_.store->erase(kDoneBucket, k);
+}
+
 void QueueManager::persist(const std::string& id, const Message& m) {
   try {
     options_.store->put(kQueueBucket, id, encodeState(m));
@@ -635,6 +687,7 @@ void QueueManager::dropDrainedSegments() {
     for (const auto& id : seg.ids) {
       try {
         options_.store->erase(kQueueBucket, id);
+        eraseDone(id);
       } catch (const StoreError& e) {
         spdlog::error("{}: cannot erase queue state: {}", id, e.what());
       }

@@ -28,8 +28,11 @@
 // Guarantees: a job's results are written to the store before its
 // recipients are done with, so a restart never loses a recipient and
 // re-delivers one only if the crash fell between the destination's success
-// and the store write (at-least-once). Records with action "quarantine" are
-// held until released: never delivered, and their segment is kept.
+// and the store write (at-least-once). Local deliveries narrow that window
+// further: the pool thread records each one in bucket "queue_done" (key
+// "<id>/<recipient index>") as soon as the Maildir is durable; admit()
+// merges those records, and segment clean-up erases them with the state. Records with action
+// "quarantine" are held until released: never delivered, and their segment is kept.
 //
 // Segments: when every record of a segment is finished and the segment is
 // below current_segment() (the spool may still append to that one), its file
@@ -241,6 +244,7 @@ class QueueManager {
                     std::vector<DeliveryResult> results);
   void jobDone(const std::string& id, Message& m);
   void persist(const std::string& id, const Message& m);
+  void eraseDone(const std::string& id);
   void schedule(const std::string& id, Message& m);
   void unschedule(const std::string& id, const Message& m);
   void dropDrainedSegments();
