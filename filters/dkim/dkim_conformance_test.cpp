@@ -45,7 +45,6 @@ std::string toCrlf(const std::string& text) {
   return out;
 }
 
-
 // Just enough JSON for vectors.json: objects, arrays, strings, literals.
 struct Json {
   std::variant<std::string, std::vector<Json>, std::map<std::string, Json>> v;

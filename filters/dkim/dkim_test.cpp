@@ -26,7 +26,6 @@ const std::string kMessage =
     "Hello Bob,\r\n"
     "  a body line with  double  spaces.\r\n";
 
-
 KeyAnswers answersFor(const std::string& name, const std::string& record) {
   DnsAnswer a;
   a.status = DnsStatus::kOk;
