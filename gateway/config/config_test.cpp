@@ -443,3 +443,74 @@ TEST(LoadRuntime, FilterSectionErrorsNameFileAndLine) {
 
 }  // namespace
 }  // namespace mxgate
+
+namespace mxgate {
+namespace {
+
+TEST(LoadConfig, RoutesAreReadInOrder) {
+  TempDir dir;
+  dir.write("relay.secret", "hunter2-but-longer\n");
+  const std::string file = dir.write("mxgate.toml", R"([[route]]
+name = "inside"
+domains = ["Example.COM", ".example.com"]
+type = "forward"
+hosts = ["10.0.0.5", "[2001:db8::5]:2525 weight=3"]
+host_selection = "weighted"
+tls = "encrypt"
+auth_user = "gw"
+auth_password_file = "relay.secret"
+concurrency = 4
+
+[[route]]
+domains = ["partner.example"]
+type = "backup_mx"
+
+[[route]]
+domains = ["*"]
+type = "smarthost"
+hosts = ["relay.example.net:587"]
+priority = "1-3"
+)");
+  Config c = loadConfig(file);
+  ASSERT_EQ(c.delivery.routes.size(), 3u);
+  const RouteConfig& a = c.delivery.routes[0];
+  EXPECT_EQ(a.name, "inside");
+  EXPECT_EQ(a.domains, (std::vector<std::string>{"example.com", ".example.com"}));
+  ASSERT_EQ(a.hosts.size(), 2u);
+  EXPECT_EQ(a.hosts[0].port, 25);
+  EXPECT_EQ(a.hosts[1].host, "2001:db8::5");
+  EXPECT_EQ(a.hosts[1].port, 2525);
+  EXPECT_EQ(a.hosts[1].weight, 3u);
+  EXPECT_TRUE(a.weighted);
+  EXPECT_EQ(a.auth_password, "hunter2-but-longer");
+  EXPECT_EQ(a.concurrency, 4u);
+  EXPECT_TRUE(a.matches("example.com", 5));
+  EXPECT_TRUE(a.matches("mail.example.com", 5));
+  EXPECT_FALSE(a.matches("badexample.com", 5));
+  const RouteConfig& b = c.delivery.routes[1];
+  EXPECT_EQ(b.name, "route2");
+  EXPECT_EQ(b.retry_schedule, (std::vector<std::chrono::seconds>{10min, 10min, 10min, 1440min}));
+  const RouteConfig& s = c.delivery.routes[2];
+  EXPECT_TRUE(s.matches("anything.test", 2));
+  EXPECT_FALSE(s.matches("anything.test", 5));
+}
+
+TEST(LoadConfig, RouteErrorsNameFileAndLine) {
+  expectErrors({
+      {"[[route]]\ndomains = [\"a.test\"]\ntype = \"teleport\"\n", 3,
+       "route.type: must be local, forward, smarthost, mx or backup_mx (got \"teleport\")"},
+      {"[[route]]\ndomains = [\"a.test\"]\ntype = \"forward\"\n", 1,
+       "route.hosts: a forward route needs hosts"},
+      {"[[route]]\ndomains = [\"a.test\"]\ntype = \"forward\"\nhosts = [\"h:99999\"]\n", 4,
+       "route.hosts: \"h:99999\": port must be a number from 1 to 65535"},
+      {"[[route]]\ndomains = [\"a.test\"]\ntype = \"mx\"\npriority = \"3-2\"\n", 4,
+       "route.priority: must be a range \"a-b\" within 1-10"},
+      {"[[route]]\ndomains = [\"a.test\"]\ntype = \"mx\"\npriority = \"1-5x\"\n", 4,
+       "route.priority: must be a range \"a-b\" within 1-10"},
+      {"[[route]]\ndomains = []\ntype = \"mx\"\n", 2,
+       "route.domains: needs at least one domain (\"*\" for any)"},
+  });
+}
+
+}  // namespace
+}  // namespace mxgate

@@ -185,8 +185,10 @@ void readRoutes(TableReader& root, Config& c) {
     if (!r.auth_user.empty() && r.tls == RouteConfig::Tls::kNone)
       t.fail("tls", "AUTH needs TLS: set tls to encrypt or verify (or may)");
     std::string prio = t.getString("priority", "1-10");
-    if (sscanf(prio.c_str(), "%d-%d", &r.min_priority, &r.max_priority) != 2 ||
-        r.min_priority < 1 || r.max_priority > 10 || r.min_priority > r.max_priority)
+    int used = 0;
+    if (sscanf(prio.c_str(), "%d-%d%n", &r.min_priority, &r.max_priority, &used) != 2 ||
+        used != static_cast<int>(prio.size()) || r.min_priority < 1 || r.max_priority > 10 ||
+        r.min_priority > r.max_priority)
       t.fail("priority", "must be a range \"a-b\" within 1-10");
     // A backup MX holds mail for its primary: retry often at first, then
     // daily, and never give up before the last attempt (RFC 5321 5.1).
